@@ -1,0 +1,1 @@
+//! Benchmarks live next to this crate.

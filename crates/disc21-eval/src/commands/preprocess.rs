@@ -1,0 +1,66 @@
+//! `disc21-eval preprocess`: the exact tensor a model sees, for parity checks.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use embed_core::{DecodeOptions, PreprocessSpec, decode_file, npy};
+
+/// Arguments of `disc21-eval preprocess`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Example:\n  disc21-eval preprocess --model clip assets/sample.jpg --out pixels.npy")]
+pub struct Args {
+    /// Which model's preprocessing to apply.
+    #[arg(long, value_enum)]
+    pub model: ModelKind,
+    /// Checkpoint folder whose `preprocessor_config.json` overrides the model's defaults.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Rotate by the EXIF orientation tag first (the reference does not).
+    #[arg(long)]
+    pub exif_orientation: bool,
+    /// The image file (any supported format; detected from its bytes).
+    pub image: PathBuf,
+    /// Output `.npy` (float32, 1×3×H×W).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// The two model families.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// OpenAI CLIP (`CLIPImageProcessor` defaults).
+    Clip,
+    /// Meta DINOv2 (`BitImageProcessor` with DINOv2's defaults).
+    Dinov2,
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let defaults = match args.model {
+        ModelKind::Clip => PreprocessSpec::clip(),
+        ModelKind::Dinov2 => PreprocessSpec::dinov2(),
+    };
+    let spec = match &args.weights {
+        Some(dir) => {
+            let path = dir.join("preprocessor_config.json");
+            PreprocessSpec::from_file(&path, defaults)?
+        }
+        None => defaults,
+    };
+    let options = DecodeOptions { apply_exif_orientation: args.exif_orientation, ..Default::default() };
+    let image = decode_file(&args.image, &options)?;
+    let pixels = spec.preprocess(&image)?;
+    let batch = pixels.insert_axis(ndarray::Axis(0));
+    npy::write_f32_file(&args.out, &batch)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!(
+        "{}: {}×{} → {:?} written to {}",
+        args.image.display(),
+        image.width(),
+        image.height(),
+        batch.shape(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

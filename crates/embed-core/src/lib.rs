@@ -1,0 +1,22 @@
+//! Shared ground for the image-sim encoders: the [`Embedder`] trait, image decoding that
+//! matches PIL, and preprocessing that matches Hugging Face's image processors value for value.
+//!
+//! ```no_run
+//! use embed_core::{DecodeOptions, PreprocessSpec, decode_file};
+//!
+//! let image = decode_file("cat.jpg".as_ref(), &DecodeOptions::default())?;
+//! let pixels = PreprocessSpec::clip().preprocess(&image)?; // 3 × 224 × 224, f32
+//! assert_eq!(pixels.shape(), &[3, 224, 224]);
+//! # Ok::<(), embed_core::Error>(())
+//! ```
+
+pub mod decode;
+pub mod embedder;
+pub mod error;
+pub mod npy;
+pub mod preprocess;
+
+pub use decode::{DecodeLimits, DecodeOptions, RgbImage, decode_bytes, decode_file};
+pub use embedder::{Embedder, cosine_similarity, embed_paths, l2_normalize_rows};
+pub use error::{Error, Result};
+pub use preprocess::{CropSize, PreprocessSpec, Resample, ResizeSpec};

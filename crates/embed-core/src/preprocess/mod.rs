@@ -1,0 +1,9 @@
+//! Preprocessing equal to Hugging Face's PIL-based image processors (`CLIPImageProcessor`,
+//! `BitImageProcessor`): shortest-edge resize with PIL's antialiased filters, centre crop,
+//! rescale, normalise, CHW `f32`.
+
+mod resize;
+mod spec;
+
+pub use resize::resize_crop;
+pub use spec::{CropSize, PreprocessSpec, Resample, ResizeSpec};
