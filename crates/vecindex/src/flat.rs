@@ -1,0 +1,361 @@
+//! Exact (brute-force) search.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::ids::IdMap;
+use crate::topk::TopK;
+use crate::{Hit, MAX_DIM, Metric, VectorIndex, check_queries, check_query, check_rows, kernels};
+
+/// Where the vectors live: in memory, or in a memory-mapped FAISS file.
+#[derive(Debug)]
+pub(crate) enum Storage {
+    /// Row-major vectors.
+    Owned(Vec<f32>),
+    /// Little-endian f32 vectors at `offset` in a mapped file (FAISS puts them at unaligned
+    /// offsets, so blocks are copied out before use).
+    Mapped {
+        map: memmap2::Mmap,
+        offset: usize,
+        rows: usize,
+    },
+}
+
+/// Rows per reference block in batched search, and per task in single-query search.
+const ROW_BLOCK: usize = 4096;
+/// Queries per block in batched search.
+const QUERY_BLOCK: usize = 1024;
+/// Below this many queries, batched search runs the single-query path per query.
+const GEMM_MIN_QUERIES: usize = 8;
+
+impl Storage {
+    fn rows(&self, dim: usize) -> usize {
+        match self {
+            Storage::Owned(v) => v.len() / dim,
+            Storage::Mapped { rows, .. } => *rows,
+        }
+    }
+
+    /// Rows `start..end` as a slice, copied into `buf` when mapped.
+    pub(crate) fn block<'a>(
+        &'a self,
+        dim: usize,
+        start: usize,
+        end: usize,
+        buf: &'a mut Vec<f32>,
+    ) -> &'a [f32] {
+        match self {
+            Storage::Owned(v) => &v[start * dim..end * dim],
+            Storage::Mapped { map, offset, .. } => {
+                let bytes = &map[offset + start * dim * 4..offset + end * dim * 4];
+                buf.clear();
+                buf.extend(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
+                buf
+            }
+        }
+    }
+}
+
+/// Exact search over all vectors: batched queries go through a multi-threaded matrix product
+/// (the `gemm` crate) followed by a per-query top-k; a single query is scanned directly.
+///
+/// Build it with [`FlatIndex::new`] + [`VectorIndex::add`], or load it from a FAISS file
+/// ([`FlatIndex::read_faiss`]) or from this crate's own format ([`FlatIndex::load`]).
+#[derive(Debug)]
+pub struct FlatIndex {
+    pub(crate) dim: usize,
+    pub(crate) metric: Metric,
+    pub(crate) storage: Storage,
+    pub(crate) ids: IdMap,
+    pub(crate) model_id: String,
+}
+
+impl FlatIndex {
+    /// An empty index for `dim`-dimensional vectors (1..=[`MAX_DIM`]).
+    pub fn new(dim: usize, metric: Metric) -> Result<Self> {
+        if dim == 0 || dim > MAX_DIM {
+            return Err(Error::InvalidDimension(dim));
+        }
+        Ok(Self {
+            dim,
+            metric,
+            storage: Storage::Owned(Vec::new()),
+            ids: IdMap::new(),
+            model_id: String::new(),
+        })
+    }
+
+    /// Builds an index from ids and row-major vectors in one go.
+    pub fn from_vectors<S: AsRef<str>>(
+        dim: usize,
+        metric: Metric,
+        ids: &[S],
+        vectors: &[f32],
+    ) -> Result<Self> {
+        let mut index = Self::new(dim, metric)?;
+        index.add(ids, vectors)?;
+        Ok(index)
+    }
+
+    /// Records the model id the vectors came from (stored by [`FlatIndex::save`]).
+    pub fn with_model_id(mut self, model_id: impl Into<String>) -> Self {
+        self.model_id = model_id.into();
+        self
+    }
+
+    /// The ids in row order.
+    pub fn ids(&self) -> &IdMap {
+        &self.ids
+    }
+
+    /// Whether the vectors are memory-mapped from a file rather than held in memory.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.storage, Storage::Mapped { .. })
+    }
+
+    /// The vector of `row` (copied, since mapped storage may be unaligned).
+    pub fn vector(&self, row: usize) -> Option<Vec<f32>> {
+        if row >= self.len() {
+            return None;
+        }
+        let mut buf = Vec::new();
+        Some(
+            self.storage
+                .block(self.dim, row, row + 1, &mut buf)
+                .to_vec(),
+        )
+    }
+
+    /// All vectors, row-major (copied when mapped).
+    pub fn vectors(&self) -> Vec<f32> {
+        let mut buf = Vec::new();
+        self.storage
+            .block(self.dim, 0, self.len(), &mut buf)
+            .to_vec()
+    }
+
+    /// Searches one query by scanning the vectors directly (no matrix-product set-up); large
+    /// indexes are split across the rayon pool.
+    pub fn search_one(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        check_query(query, self.dim, k)?;
+        Ok(self.scan(query, k))
+    }
+
+    fn scan(&self, query: &[f32], k: usize) -> Vec<Hit> {
+        let n = self.len();
+        let chunk = |start: usize| {
+            let end = (start + ROW_BLOCK).min(n);
+            let mut buf = Vec::new();
+            let block = self.storage.block(self.dim, start, end, &mut buf);
+            let mut top = TopK::new(k);
+            for (i, v) in block.chunks_exact(self.dim).enumerate() {
+                top.push(start + i, self.metric.score(query, v));
+            }
+            top
+        };
+        if n <= ROW_BLOCK {
+            return chunk(0).into_sorted();
+        }
+        let parts: Vec<TopK> = (0..n)
+            .step_by(ROW_BLOCK)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(chunk)
+            .collect();
+        let mut all = TopK::new(k);
+        for p in parts {
+            all.merge(p);
+        }
+        all.into_sorted()
+    }
+
+    /// Scores of a query block against a reference block: `out[q * nr + r]`.
+    fn block_scores(&self, queries: &[f32], refs: &[f32], out: &mut Vec<f32>) {
+        let d = self.dim;
+        let nq = queries.len() / d;
+        let nr = refs.len() / d;
+        out.clear();
+        out.resize(nq * nr, 0.0);
+        // SAFETY: `out` is nq x nr row-major (row stride nr), `queries` nq x d row-major, and
+        // the right-hand side is refs^T (d x nr): element (i, j) = refs[j * d + i], so row stride
+        // 1 and column stride d. All pointers are valid for those extents; `out` does not alias.
+        unsafe {
+            gemm::gemm(
+                nq,
+                nr,
+                d,
+                out.as_mut_ptr(),
+                1,
+                nr as isize,
+                false,
+                queries.as_ptr(),
+                1,
+                d as isize,
+                refs.as_ptr(),
+                d as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            );
+        }
+        if self.metric == Metric::L2 {
+            let qn: Vec<f32> = queries
+                .chunks_exact(d)
+                .map(|q| kernels::dot(q, q))
+                .collect();
+            let rn: Vec<f32> = refs.chunks_exact(d).map(|r| kernels::dot(r, r)).collect();
+            out.par_chunks_mut(nr)
+                .zip(qn.par_iter())
+                .for_each(|(row, &qq)| {
+                    for (s, &rr) in row.iter_mut().zip(&rn) {
+                        // FAISS computes |q|^2 + |r|^2 - 2 q.r the same way and clamps at 0.
+                        *s = -(qq + rr - 2.0 * *s).max(0.0);
+                    }
+                });
+        }
+    }
+
+    fn search_batch(&self, queries: &[f32], nq: usize, k: usize) -> Vec<Vec<Hit>> {
+        // Bound the score buffer at ~32 MiB.
+        let qblock = QUERY_BLOCK.min(nq.max(1));
+        let rblock = ((8 << 20) / qblock).clamp(256, self.len().max(256));
+        self.search_blocked(queries, nq, k, qblock, rblock)
+    }
+
+    fn search_blocked(&self, queries: &[f32], nq: usize, k: usize, qblock: usize, rblock: usize) -> Vec<Vec<Hit>> {
+        let d = self.dim;
+        let n = self.len();
+        if n == 0 {
+            return vec![Vec::new(); nq];
+        }
+        if nq < GEMM_MIN_QUERIES {
+            return queries.chunks_exact(d).map(|q| self.scan(q, k)).collect();
+        }
+        let mut results = Vec::with_capacity(nq);
+        let mut scores = Vec::new();
+        let mut buf = Vec::new();
+        for q0 in (0..nq).step_by(qblock) {
+            let q1 = (q0 + qblock).min(nq);
+            let qrows = &queries[q0 * d..q1 * d];
+            let mut tops: Vec<TopK> = (q0..q1).map(|_| TopK::new(k)).collect();
+            for r0 in (0..n).step_by(rblock) {
+                let r1 = (r0 + rblock).min(n);
+                let refs = self.storage.block(d, r0, r1, &mut buf);
+                self.block_scores(qrows, refs, &mut scores);
+                let nr = r1 - r0;
+                tops.par_iter_mut()
+                    .zip(scores.par_chunks(nr))
+                    .for_each(|(top, row)| {
+                        let mut bar = top.bar_score();
+                        for (j, &s) in row.iter().enumerate() {
+                            if s >= bar {
+                                top.push(r0 + j, s);
+                                bar = top.bar_score();
+                            }
+                        }
+                    });
+            }
+            results.extend(tops.into_iter().map(TopK::into_sorted));
+        }
+        results
+    }
+
+    /// Loads an index saved by [`FlatIndex::save`].
+    pub fn load(path: &Path) -> Result<Self> {
+        crate::persist::load_flat(path)
+    }
+
+    /// Saves the index in this crate's own format (see the crate README): written to a temporary
+    /// file, synced, then renamed over `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::persist::save_flat(self, path)
+    }
+
+    /// Errors unless the stored model id equals `expected`.
+    pub fn check_model_id(&self, expected: &str) -> Result<()> {
+        crate::persist::check_model(&self.model_id, expected)
+    }
+}
+
+impl VectorIndex for FlatIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn len(&self) -> usize {
+        self.storage.rows(self.dim)
+    }
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+    fn id(&self, row: usize) -> Option<&str> {
+        self.ids.id(row)
+    }
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn add<S: AsRef<str>>(&mut self, ids: &[S], vectors: &[f32]) -> Result<()> {
+        let rows = check_rows(vectors, self.dim)?;
+        if rows != ids.len() {
+            return Err(Error::IdCountMismatch {
+                ids: ids.len(),
+                vectors: rows,
+            });
+        }
+        if (self.len() as u64).saturating_add(rows as u64) > i64::MAX as u64 / self.dim as u64 {
+            return Err(Error::TooLarge(format!("{} + {rows} vectors", self.len())));
+        }
+        self.ids.check_new(ids)?;
+        if let Storage::Mapped { .. } = self.storage {
+            self.storage = Storage::Owned(self.vectors());
+        }
+        if let Storage::Owned(v) = &mut self.storage {
+            v.extend_from_slice(vectors);
+        }
+        self.ids.extend(ids)
+    }
+
+    fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        if queries.len() == self.dim {
+            return Ok(vec![self.search_one(queries, k)?]);
+        }
+        let nq = check_queries(queries, self.dim, k)?;
+        Ok(self.search_batch(queries, nq, k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Small blocks so that the query and reference block loops both run several times.
+    #[test]
+    fn blocked_search_equals_scan() {
+        let (d, n, nq, k) = (7, 1000, 30, 12);
+        let data: Vec<f32> = (0..n * d).map(|i| ((i * 7919 % 97) as f32 / 97.0) - 0.5).collect();
+        let queries: Vec<f32> = (0..nq * d).map(|i| ((i * 104729 % 89) as f32 / 89.0) - 0.5).collect();
+        for metric in [Metric::InnerProduct, Metric::L2] {
+            let ids: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+            let index = FlatIndex::from_vectors(d, metric, &ids, &data).unwrap();
+            let blocked = index.search_blocked(&queries, nq, k, 7, 256);
+            for (q, got) in queries.chunks_exact(d).zip(&blocked) {
+                let want = index.search_one(q, k).unwrap();
+                assert_eq!(got.len(), k);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g.score - w.score).abs() < 1e-5, "{metric}: {g:?} vs {w:?}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Approximate search on an HNSW graph built by `hnsw_rs`.
+
+use std::path::Path;
+
+use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result, format_err, io_err};
+use crate::ids::IdMap;
+use crate::persist::Loaded;
+use crate::topk::best_first;
+use crate::{Hit, MAX_DIM, Metric, VectorIndex, check_queries, check_query, check_rows, kernels};
+
+/// Largest `M` accepted: `hnsw_rs` exits the process above 256 and stores `M` in a byte.
+pub const MAX_M: usize = 255;
+/// Largest `ef_construction` / `ef_search` accepted.
+pub const MAX_EF: usize = 1 << 16;
+/// Number of layers handed to `hnsw_rs` (its own maximum).
+const MAX_LAYERS: usize = 16;
+
+/// HNSW build and search parameters. [`HnswParams::validate`] runs before `hnsw_rs` sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Neighbours kept per node and layer (layer 0 keeps `2 * m`); 2..=[`MAX_M`].
+    pub m: usize,
+    /// Candidate list size while building; 1..=[`MAX_EF`].
+    pub ef_construction: usize,
+    /// Default candidate list size while searching (raised to `k` when smaller); 1..=[`MAX_EF`].
+    pub ef_search: usize,
+    /// Seeds the order in which each batch passed to `add` is inserted. (`hnsw_rs` 0.3 draws
+    /// node levels from its own fixed seed, and parallel insertion is not deterministic, so the
+    /// graph itself is not bit-reproducible.)
+    pub seed: u64,
+}
+
+impl Default for HnswParams {
+    /// `m = 32, ef_construction = 200, ef_search = 128, seed = 0`.
+    fn default() -> Self {
+        Self {
+            m: 32,
+            ef_construction: 200,
+            ef_search: 128,
+            seed: 0,
+        }
+    }
+}
+
+impl HnswParams {
+    pub(crate) fn zero() -> Self {
+        Self {
+            m: 0,
+            ef_construction: 0,
+            ef_search: 0,
+            seed: 0,
+        }
+    }
+
+    /// Checks the ranges documented on each field.
+    pub fn validate(&self) -> Result<()> {
+        if !(2..=MAX_M).contains(&self.m) {
+            return Err(Error::InvalidParams(format!(
+                "M = {} outside 2..={MAX_M}",
+                self.m
+            )));
+        }
+        if !(1..=MAX_EF).contains(&self.ef_construction) {
+            return Err(Error::InvalidParams(format!(
+                "ef_construction = {} outside 1..={MAX_EF}",
+                self.ef_construction
+            )));
+        }
+        if !(1..=MAX_EF).contains(&self.ef_search) {
+            return Err(Error::InvalidParams(format!(
+                "ef_search = {} outside 1..={MAX_EF}",
+                self.ef_search
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The distance `hnsw_rs` sees: `max(0, 1 - dot)` for inner product (the stock `DistDot` panics
+/// when rounding pushes a unit-vector dot product above 1), squared L2 otherwise. Both are never
+/// negative or NaN, which `hnsw_rs` asserts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HnswDistance {
+    metric: Metric,
+}
+
+impl Distance<f32> for HnswDistance {
+    #[inline]
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        match self.metric {
+            // `f32::max` returns 0 for a NaN left operand (inf - inf on overflowing input).
+            Metric::InnerProduct => (1.0 - kernels::dot(a, b)).max(0.0),
+            Metric::L2 => kernels::l2_squared(a, b).max(0.0),
+        }
+    }
+}
+
+/// Approximate nearest-neighbour search on an `hnsw_rs` graph. Vectors are inserted in parallel
+/// (rayon). For [`Metric::InnerProduct`] the vectors should be unit-normalised (the graph uses
+/// `1 - dot` as its distance); scores are `1 - distance` (inner product) or `-distance` (L2).
+pub struct HnswIndex {
+    hnsw: Hnsw<'static, f32, HnswDistance>,
+    dim: usize,
+    metric: Metric,
+    params: HnswParams,
+    ids: IdMap,
+    model_id: String,
+}
+
+impl std::fmt::Debug for HnswIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HnswIndex")
+            .field("dim", &self.dim)
+            .field("metric", &self.metric)
+            .field("params", &self.params)
+            .field("len", &self.ids.len())
+            .field("model_id", &self.model_id)
+            .finish()
+    }
+}
+
+impl HnswIndex {
+    /// An empty index; `capacity` is a hint for the number of vectors to come.
+    pub fn new(dim: usize, metric: Metric, params: HnswParams, capacity: usize) -> Result<Self> {
+        if dim == 0 || dim > MAX_DIM {
+            return Err(Error::InvalidDimension(dim));
+        }
+        params.validate()?;
+        let hnsw = Hnsw::new(
+            params.m,
+            capacity.max(1),
+            MAX_LAYERS,
+            params.ef_construction,
+            HnswDistance { metric },
+        );
+        Ok(Self {
+            hnsw,
+            dim,
+            metric,
+            params,
+            ids: IdMap::new(),
+            model_id: String::new(),
+        })
+    }
+
+    /// Builds an index from ids and row-major vectors (parallel insertion).
+    pub fn build<S: AsRef<str>>(
+        dim: usize,
+        metric: Metric,
+        params: HnswParams,
+        ids: &[S],
+        vectors: &[f32],
+    ) -> Result<Self> {
+        let mut index = Self::new(dim, metric, params, ids.len())?;
+        index.add(ids, vectors)?;
+        Ok(index)
+    }
+
+    /// Records the model id the vectors came from (stored by [`HnswIndex::save`]).
+    pub fn with_model_id(mut self, model_id: impl Into<String>) -> Self {
+        self.model_id = model_id.into();
+        self
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &HnswParams {
+        &self.params
+    }
+
+    /// The ids in row order.
+    pub fn ids(&self) -> &IdMap {
+        &self.ids
+    }
+
+    /// Sets the default `ef_search` used by [`VectorIndex::search`].
+    pub fn set_ef_search(&mut self, ef_search: usize) -> Result<()> {
+        let params = HnswParams {
+            ef_search,
+            ..self.params
+        };
+        params.validate()?;
+        self.params = params;
+        Ok(())
+    }
+
+    /// Searches one query with candidate list size `ef` (raised to `k` when smaller).
+    pub fn search_one_with_ef(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>> {
+        check_query(query, self.dim, k)?;
+        check_ef(ef)?;
+        Ok(self.search_unchecked(query, k, ef))
+    }
+
+    /// Searches a batch of queries (in parallel) with candidate list size `ef`.
+    pub fn search_with_ef(&self, queries: &[f32], k: usize, ef: usize) -> Result<Vec<Vec<Hit>>> {
+        check_queries(queries, self.dim, k)?;
+        check_ef(ef)?;
+        Ok(queries
+            .par_chunks_exact(self.dim)
+            .map(|q| self.search_unchecked(q, k, ef))
+            .collect())
+    }
+
+    fn search_unchecked(&self, query: &[f32], k: usize, ef: usize) -> Vec<Hit> {
+        if self.ids.is_empty() {
+            return Vec::new();
+        }
+        let k = k.min(self.ids.len());
+        let found = self.hnsw.search(query, k, ef.max(k));
+        let mut hits: Vec<Hit> = found
+            .iter()
+            .map(|n| Hit {
+                row: n.d_id,
+                score: match self.metric {
+                    Metric::InnerProduct => 1.0 - n.distance,
+                    Metric::L2 => -n.distance,
+                } + 0.0,
+            })
+            .collect();
+        hits.sort_unstable_by(best_first);
+        hits.truncate(k);
+        hits
+    }
+
+    /// Saves the index in this crate's format (header, ids, the `hnsw_rs` dump, checksum):
+    /// written to a temporary file, synced, then renamed over `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::persist::save_hnsw(self, path)
+    }
+
+    /// Loads an index saved by [`HnswIndex::save`]. The checksum and every header field are
+    /// verified before the embedded dump is handed to `hnsw_rs`.
+    ///
+    /// `hnsw_rs` ties a reloaded graph to the lifetime of its loader, so each load keeps that
+    /// small loader object (a few hundred bytes) alive for the rest of the process.
+    pub fn load(path: &Path) -> Result<Self> {
+        crate::persist::load_hnsw(path)
+    }
+
+    /// Errors unless the stored model id equals `expected`.
+    pub fn check_model_id(&self, expected: &str) -> Result<()> {
+        crate::persist::check_model(&self.model_id, expected)
+    }
+
+    /// The `hnsw_rs` dump (graph file, data file) as bytes.
+    pub(crate) fn dump_bytes(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        let dir = tempfile::tempdir().map_err(io_err(Path::new("<temporary directory>")))?;
+        let base = self
+            .hnsw
+            .file_dump(dir.path(), "hnsw")
+            .map_err(|e| Error::Hnsw(format!("dump failed: {e}")))?;
+        let graph_path = dir.path().join(format!("{base}.hnsw.graph"));
+        let data_path = dir.path().join(format!("{base}.hnsw.data"));
+        let graph = std::fs::read(&graph_path).map_err(io_err(&graph_path))?;
+        let data = std::fs::read(&data_path).map_err(io_err(&data_path))?;
+        Ok((graph, data))
+    }
+
+    /// Rebuilds an index from a verified file's parts.
+    pub(crate) fn from_dump(
+        path: &Path,
+        l: &Loaded<'_>,
+        graph: &[u8],
+        data: &[u8],
+    ) -> Result<Self> {
+        let mut g = graph;
+        let descr = std::panic::catch_unwind(move || hnsw_rs::hnswio::load_description(&mut g))
+            .map_err(|_| format_err(path, "unreadable hnsw_rs description"))?
+            .map_err(|e| format_err(path, format!("hnsw_rs description: {e}")))?;
+        if descr.dimension != l.dim
+            || descr.nb_point != l.count
+            || descr.max_nb_connection as usize != l.params.m
+            || !descr.distname.ends_with("HnswDistance")
+        {
+            return Err(format_err(
+                path,
+                format!(
+                    "embedded hnsw_rs dump (dim {}, {} points, M {}, distance {}) disagrees with the header (dim {}, {} points, M {})",
+                    descr.dimension,
+                    descr.nb_point,
+                    descr.max_nb_connection,
+                    descr.distname,
+                    l.dim,
+                    l.count,
+                    l.params.m
+                ),
+            ));
+        }
+        // Header (data magic + dimension as usize) and at least the vectors themselves.
+        let min_data = (l.count as u64)
+            .checked_mul(l.dim as u64 * 4)
+            .map(|x| x + 12);
+        if min_data.is_none_or(|m| (data.len() as u64) < m) {
+            return Err(format_err(path, "embedded hnsw_rs data dump is too short"));
+        }
+        let dir = tempfile::tempdir().map_err(io_err(Path::new("<temporary directory>")))?;
+        for (name, bytes) in [("hnsw.hnsw.graph", graph), ("hnsw.hnsw.data", data)] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).map_err(io_err(&p))?;
+        }
+        // The reloaded graph borrows its loader for its whole life (see `load`'s docs).
+        let io: &'static HnswIo = Box::leak(Box::new(HnswIo::new(dir.path(), "hnsw")));
+        let metric = l.metric;
+        let loaded = std::panic::catch_unwind(move || {
+            io.load_hnsw_with_dist::<f32, HnswDistance>(HnswDistance { metric })
+        })
+        .map_err(|_| format_err(path, "hnsw_rs could not reload the embedded dump"))?
+        .map_err(|e| format_err(path, format!("hnsw_rs: {e}")))?;
+        if loaded.get_nb_point() != l.count {
+            return Err(format_err(
+                path,
+                "hnsw_rs reloaded a different number of points",
+            ));
+        }
+        let mut hnsw = loaded;
+        hnsw.set_searching_mode(true);
+        Ok(Self {
+            hnsw,
+            dim: l.dim,
+            metric: l.metric,
+            params: l.params,
+            ids: l.ids.clone(),
+            model_id: l.model_id.clone(),
+        })
+    }
+}
+
+fn check_ef(ef: usize) -> Result<()> {
+    if !(1..=MAX_EF).contains(&ef) {
+        return Err(Error::InvalidParams(format!(
+            "ef = {ef} outside 1..={MAX_EF}"
+        )));
+    }
+    Ok(())
+}
+
+impl VectorIndex for HnswIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+    fn id(&self, row: usize) -> Option<&str> {
+        self.ids.id(row)
+    }
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn add<S: AsRef<str>>(&mut self, ids: &[S], vectors: &[f32]) -> Result<()> {
+        let rows = check_rows(vectors, self.dim)?;
+        if rows != ids.len() {
+            return Err(Error::IdCountMismatch {
+                ids: ids.len(),
+                vectors: rows,
+            });
+        }
+        self.ids.check_new(ids)?;
+        let first = self.ids.len();
+        let mut order: Vec<usize> = (0..rows).collect();
+        // Inserting clustered or sorted data in a random order gives a better-connected graph.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.params.seed ^ first as u64);
+        order.shuffle(&mut rng);
+        let batch: Vec<(&[f32], usize)> = order
+            .iter()
+            .map(|&i| (&vectors[i * self.dim..(i + 1) * self.dim], first + i))
+            .collect();
+        self.hnsw.set_searching_mode(false);
+        self.hnsw.parallel_insert_slice(&batch);
+        self.hnsw.set_searching_mode(true);
+        self.ids.extend(ids)
+    }
+
+    fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        self.search_with_ef(queries, k, self.params.ef_search)
+    }
+}
