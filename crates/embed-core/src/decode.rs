@@ -74,15 +74,370 @@ pub struct DecodeOptions {
     pub apply_exif_orientation: bool,
 }
 
-/// Reads and decodes an image file. See [`decode_bytes`].
+/// The container formats we recognise from their first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageFormat {
+    /// JPEG (JFIF, Exif, Adobe), decoded by libjpeg-turbo as PIL does.
+    Jpeg,
+    /// PNG.
+    Png,
+    /// GIF (first frame).
+    Gif,
+    /// WebP (lossy and lossless).
+    WebP,
+    /// Windows bitmap.
+    Bmp,
+    /// TIFF.
+    Tiff,
+}
+
+impl ImageFormat {
+    /// Detects the format from the leading bytes (never from a file name).
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        match bytes {
+            [0xFF, 0xD8, 0xFF, ..] => Some(Self::Jpeg),
+            [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some(Self::Png),
+            [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(Self::Gif),
+            [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Self::WebP),
+            [b'B', b'M', ..] => Some(Self::Bmp),
+            [b'I', b'I', 0x2A, 0x00, ..] | [b'M', b'M', 0x00, 0x2A, ..] => Some(Self::Tiff),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jpeg => "JPEG",
+            Self::Png => "PNG",
+            Self::Gif => "GIF",
+            Self::WebP => "WebP",
+            Self::Bmp => "BMP",
+            Self::Tiff => "TIFF",
+        }
+    }
+}
+
+/// Reads and decodes an image file. See [`decode_bytes`]. Errors name the file.
 pub fn decode_file(path: &Path, options: &DecodeOptions) -> Result<RgbImage> {
-    let _ = (path, options);
-    Err(Error::Config("decoding not implemented yet".into()))
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    if meta.len() > options.limits.max_file_bytes {
+        return Err(Error::TooLarge {
+            path: Some(path.to_path_buf()),
+            width: 0,
+            height: 0,
+            reason: format!(
+                "file of {} bytes, limit {}",
+                meta.len(),
+                options.limits.max_file_bytes
+            ),
+        });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io)?;
+    decode_bytes(&bytes, options).map_err(|e| e.with_path(path))
 }
 
 /// Decodes an image held in memory. The format is detected from the bytes, never from a file
 /// name: JPEG, PNG, GIF (first frame), WebP, BMP and TIFF.
+///
+/// The result equals PIL's `Image.open(...).convert("RGB")`: alpha is dropped (not composited),
+/// grayscale is replicated, palettes are looked up, CMYK JPEGs are converted with PIL's formula,
+/// 16-bit RGB keeps the high byte and 16-bit grayscale is clipped to 255, as PIL does. A truncated
+/// or corrupt file is an error ([`Error::Decode`]), as in PIL without `LOAD_TRUNCATED_IMAGES`.
+/// Sizes are checked against [`DecodeOptions::limits`] before any pixel buffer is allocated.
 pub fn decode_bytes(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage> {
-    let _ = (bytes, options);
-    Err(Error::Config("decoding not implemented yet".into()))
+    let format = ImageFormat::sniff(bytes).ok_or_else(|| Error::UnknownFormat {
+        path: None,
+        detail: Some(describe_prefix(bytes)),
+    })?;
+    let (image, orientation) = match format {
+        ImageFormat::Jpeg => jpeg::decode(bytes, options)?,
+        ImageFormat::Gif => (gif_first_frame(bytes, options)?, None),
+        other => generic::decode(bytes, other, options)?,
+    };
+    match orientation {
+        Some(o) if options.apply_exif_orientation => Ok(apply_orientation(image, o)),
+        _ => Ok(image),
+    }
+}
+
+fn describe_prefix(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "empty input".into();
+    }
+    let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{} bytes starting {}", bytes.len(), head.join(" "))
+}
+
+/// Refuses sizes beyond the limits, before allocating.
+pub(crate) fn check_limits(width: u64, height: u64, limits: &DecodeLimits) -> Result<()> {
+    let too_large = |reason: String| Err(Error::TooLarge { path: None, width, height, reason });
+    if width == 0 || height == 0 {
+        return Err(Error::Decode {
+            path: None,
+            format: "image",
+            message: format!("empty image ({width}×{height})"),
+        });
+    }
+    if width > u64::from(limits.max_side) || height > u64::from(limits.max_side) {
+        return too_large(format!("largest side allowed is {}", limits.max_side));
+    }
+    if width * height > limits.max_pixels {
+        return too_large(format!("at most {} pixels allowed", limits.max_pixels));
+    }
+    Ok(())
+}
+
+/// Rotates/flips as the EXIF orientation says (the 8 standard cases, as PIL's `exif_transpose`).
+fn apply_orientation(image: RgbImage, orientation: image::metadata::Orientation) -> RgbImage {
+    let (w, h) = (image.width, image.height);
+    let Some(buffer) = image::RgbImage::from_raw(w, h, image.data.clone()) else {
+        return image;
+    };
+    let mut dynamic = image::DynamicImage::ImageRgb8(buffer);
+    dynamic.apply_orientation(orientation);
+    let rgb = dynamic.into_rgb8();
+    RgbImage { width: rgb.width(), height: rgb.height(), data: rgb.into_raw() }
+}
+
+mod jpeg {
+    //! JPEG through libjpeg-turbo 3 (the same decoder, settings and colour conversion as PIL).
+
+    use std::cell::RefCell;
+
+    use image::metadata::Orientation;
+    use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
+
+    use super::{DecodeOptions, RgbImage, check_limits};
+    use crate::error::{Error, Result};
+
+    thread_local! {
+        // A TurboJPEG handle per thread: creating one per image costs more than decoding a thumbnail.
+        static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+    }
+
+    fn err(e: impl std::fmt::Display) -> Error {
+        Error::Decode { path: None, format: "JPEG", message: e.to_string() }
+    }
+
+    pub(super) fn decode(
+        bytes: &[u8],
+        options: &DecodeOptions,
+    ) -> Result<(RgbImage, Option<Orientation>)> {
+        let orientation = exif_chunk(bytes).and_then(Orientation::from_exif_chunk);
+        let image = DECOMPRESSOR.with(|cell| -> Result<RgbImage> {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(Decompressor::new().map_err(err)?);
+            }
+            let Some(d) = slot.as_mut() else {
+                return Err(err("no decompressor"));
+            };
+            let header = d.read_header(bytes).map_err(err)?;
+            check_limits(header.width as u64, header.height as u64, &options.limits)?;
+            let (w, h) = (header.width, header.height);
+            match header.colorspace {
+                Colorspace::CMYK | Colorspace::YCCK => {
+                    let mut cmyk = vec![0u8; w * h * 4];
+                    let out = Image { pixels: &mut cmyk[..], width: w, pitch: w * 4, height: h, format: PixelFormat::CMYK };
+                    d.decompress(bytes, out).map_err(err)?;
+                    Ok(RgbImage { width: w as u32, height: h as u32, data: inverted_cmyk_to_rgb(&cmyk) })
+                }
+                _ => {
+                    let mut rgb = vec![0u8; w * h * 3];
+                    let out = Image { pixels: &mut rgb[..], width: w, pitch: w * 3, height: h, format: PixelFormat::RGB };
+                    d.decompress(bytes, out).map_err(err)?;
+                    Ok(RgbImage { width: w as u32, height: h as u32, data: rgb })
+                }
+            }
+        })?;
+        Ok((image, orientation))
+    }
+
+    /// PIL reads 4-channel JPEGs as Adobe-inverted CMYK (`CMYK;I`) and converts to RGB with
+    /// `nk = 255 - k; out = nk - nk * c / 255` (its `cmyk2rgb`, with its rounding `MULDIV255`).
+    fn inverted_cmyk_to_rgb(raw: &[u8]) -> Vec<u8> {
+        let muldiv255 = |a: u32, b: u32| {
+            let t = a * b + 128;
+            ((t >> 8) + t) >> 8
+        };
+        let mut out = Vec::with_capacity(raw.len() / 4 * 3);
+        for px in raw.chunks_exact(4) {
+            let [c, m, y, k] = [255 - px[0], 255 - px[1], 255 - px[2], 255 - px[3]].map(u32::from);
+            let nk = 255 - k;
+            for v in [c, m, y] {
+                out.push(nk.saturating_sub(muldiv255(v, nk)).min(255) as u8);
+            }
+        }
+        out
+    }
+
+    /// The TIFF payload of the first APP1 `Exif` segment, if any.
+    fn exif_chunk(bytes: &[u8]) -> Option<&[u8]> {
+        let mut pos = 2; // after SOI
+        while pos + 4 <= bytes.len() {
+            if bytes[pos] != 0xFF {
+                return None;
+            }
+            let marker = bytes[pos + 1];
+            if marker == 0xFF {
+                pos += 1; // fill byte
+                continue;
+            }
+            // Start of scan or end of image: no more metadata segments.
+            if marker == 0xDA || marker == 0xD9 {
+                return None;
+            }
+            let len = usize::from(u16::from_be_bytes([bytes[pos + 2], bytes[pos + 3]]));
+            let body = bytes.get(pos + 4..pos + 2 + len)?;
+            if marker == 0xE1 && body.starts_with(b"Exif\0\0") {
+                return Some(&body[6..]);
+            }
+            pos += 2 + len;
+        }
+        None
+    }
+}
+
+mod generic {
+    //! PNG, WebP, BMP and TIFF through the `image` crate, converted to RGB as PIL converts.
+
+    use std::io::Cursor;
+
+    use image::metadata::Orientation;
+    use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+
+    use super::{DecodeOptions, ImageFormat, RgbImage, check_limits};
+    use crate::error::{Error, Result};
+
+    pub(super) fn decode(
+        bytes: &[u8],
+        format: ImageFormat,
+        options: &DecodeOptions,
+    ) -> Result<(RgbImage, Option<Orientation>)> {
+        let name = format.name();
+        let err = |e: image::ImageError| match e {
+            image::ImageError::Limits(l) => Error::TooLarge {
+                path: None,
+                width: 0,
+                height: 0,
+                reason: l.to_string(),
+            },
+            other => Error::Decode { path: None, format: name, message: other.to_string() },
+        };
+        let fmt = match format {
+            ImageFormat::Png => image::ImageFormat::Png,
+            ImageFormat::WebP => image::ImageFormat::WebP,
+            ImageFormat::Bmp => image::ImageFormat::Bmp,
+            ImageFormat::Tiff => image::ImageFormat::Tiff,
+            ImageFormat::Jpeg => image::ImageFormat::Jpeg,
+            ImageFormat::Gif => image::ImageFormat::Gif,
+        };
+        let mut reader = ImageReader::with_format(Cursor::new(bytes), fmt);
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(options.limits.max_side);
+        limits.max_image_height = Some(options.limits.max_side);
+        // Enough for the largest accepted image at 16 bits × 4 channels, plus decoder state.
+        limits.max_alloc = Some(options.limits.max_pixels.saturating_mul(8).saturating_add(64 << 20));
+        reader.limits(limits);
+        let mut decoder = reader.into_decoder().map_err(err)?;
+        let (w, h) = decoder.dimensions();
+        check_limits(u64::from(w), u64::from(h), &options.limits)?;
+        let orientation = decoder.orientation().ok();
+        let image = DynamicImage::from_decoder(decoder).map_err(err)?;
+        Ok((to_rgb_like_pil(image, name)?, orientation))
+    }
+
+    /// PIL's `convert("RGB")` for the layouts these decoders produce.
+    fn to_rgb_like_pil(image: DynamicImage, name: &'static str) -> Result<RgbImage> {
+        let (width, height) = (image.width(), image.height());
+        let data: Vec<u8> = match image {
+            DynamicImage::ImageRgb8(b) => b.into_raw(),
+            DynamicImage::ImageRgba8(b) => b.into_raw().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+            DynamicImage::ImageLuma8(b) => b.into_raw().into_iter().flat_map(|v| [v, v, v]).collect(),
+            DynamicImage::ImageLumaA8(b) => b.into_raw().chunks_exact(2).flat_map(|p| [p[0]; 3]).collect(),
+            // PIL opens 16-bit RGB(A) with the `;16B` raw modes, which keep the high byte.
+            DynamicImage::ImageRgb16(b) => b.into_raw().into_iter().map(|v| (v >> 8) as u8).collect(),
+            DynamicImage::ImageRgba16(b) => b.into_raw().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]].map(|v| (v >> 8) as u8)).collect(),
+            // 16-bit grayscale is mode `I;16` in PIL, and its conversion to RGB clips at 255.
+            DynamicImage::ImageLuma16(b) => b.into_raw().into_iter().flat_map(|v| [v.min(255) as u8; 3]).collect(),
+            DynamicImage::ImageLumaA16(b) => b.into_raw().chunks_exact(2).flat_map(|p| [(p[0] >> 8) as u8; 3]).collect(),
+            DynamicImage::ImageRgb32F(b) => b.into_raw().into_iter().map(float_to_u8).collect(),
+            DynamicImage::ImageRgba32F(b) => b.into_raw().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]].map(float_to_u8)).collect(),
+            other => {
+                return Err(Error::Decode {
+                    path: None,
+                    format: name,
+                    message: format!("unsupported pixel layout {:?}", other.color()),
+                });
+            }
+        };
+        RgbImage::from_raw(width, height, data)
+    }
+
+    fn float_to_u8(v: f32) -> u8 {
+        (v.clamp(0.0, 1.0) * 255.0).round() as u8
+    }
+}
+
+/// The first frame of a GIF as PIL shows it: palette indices looked up in the frame's local
+/// palette (or the global one); a transparent index keeps its palette colour (PIL's
+/// `convert("RGB")` ignores transparency); screen area outside the frame takes the background
+/// index.
+fn gif_first_frame(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage> {
+    let err = |e: gif::DecodingError| Error::Decode { path: None, format: "GIF", message: e.to_string() };
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::Indexed);
+    let bytes_limit = options.limits.max_pixels.saturating_mul(4);
+    opts.set_memory_limit(gif::MemoryLimit::Bytes(
+        std::num::NonZeroU64::new(bytes_limit).unwrap_or(std::num::NonZeroU64::MIN),
+    ));
+    let mut decoder = opts.read_info(std::io::Cursor::new(bytes)).map_err(err)?;
+    let (sw, sh) = (u32::from(decoder.width()), u32::from(decoder.height()));
+    check_limits(u64::from(sw), u64::from(sh), &options.limits)?;
+    let global = decoder.global_palette().map(<[u8]>::to_vec);
+    let background = decoder.bg_color().unwrap_or(0);
+    let frame = decoder
+        .read_next_frame()
+        .map_err(err)?
+        .ok_or_else(|| Error::Decode { path: None, format: "GIF", message: "no frames".into() })?;
+    let palette = frame.palette.clone().or(global).unwrap_or_else(|| {
+        // No palette at all: PIL falls back to a grayscale ramp.
+        (0..=255u8).flat_map(|v| [v, v, v]).collect()
+    });
+    let lookup = |index: u8| -> [u8; 3] {
+        let i = usize::from(index) * 3;
+        match palette.get(i..i + 3) {
+            Some(c) => [c[0], c[1], c[2]],
+            None => [0, 0, 0],
+        }
+    };
+    let (w, h) = (sw as usize, sh as usize);
+    let bg = lookup(background as u8);
+    let mut data: Vec<u8> = std::iter::repeat_n(bg, w * h).flatten().collect();
+    let (fx, fy) = (usize::from(frame.left), usize::from(frame.top));
+    let (fw, fh) = (usize::from(frame.width), usize::from(frame.height));
+    for y in 0..fh {
+        let Some(row) = frame.buffer.get(y * fw..(y + 1) * fw) else { break };
+        if fy + y >= h {
+            break;
+        }
+        for (x, &idx) in row.iter().enumerate() {
+            if fx + x >= w {
+                break;
+            }
+            let o = ((fy + y) * w + fx + x) * 3;
+            data[o..o + 3].copy_from_slice(&lookup(idx));
+        }
+    }
+    RgbImage::from_raw(sw, sh, data)
 }
