@@ -1,0 +1,12 @@
+# Source this file to run cargo by hand: `source scripts/env.sh`.
+# It activates the project's Python environment, where `tch` finds libtorch
+# (LIBTORCH_USE_PYTORCH=1 is set in .cargo/config.toml).
+_root="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)"
+if [ ! -x "$_root/.venv/bin/python" ]; then
+    echo "no .venv yet: run $_root/scripts/setup.sh first" >&2
+else
+    # shellcheck disable=SC1091
+    . "$_root/.venv/bin/activate"
+    export LIBTORCH_USE_PYTORCH=1
+fi
+unset _root

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace. Sets up what is missing first (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+# shellcheck disable=SC1091
+source scripts/env.sh
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+start=$SECONDS
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "libtorch_cuda stays linked (else CUDA is invisible on a GPU machine)"
+bin=target/debug/disc21-eval
+if [ -e .venv/torch-lib/libtorch_cuda.so ]; then
+    readelf -d "$bin" | grep -q 'libtorch_cuda.so' \
+        || { echo "FAIL: $bin does not link libtorch_cuda.so"; exit 1; }
+    echo "ok: $bin NEEDS libtorch_cuda.so"
+else
+    echo "this libtorch has no CUDA library; nothing to check"
+fi
+
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+step "done in $((SECONDS - start)) s"
