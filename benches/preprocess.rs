@@ -1,0 +1,100 @@
+//! Decode + preprocess, one image at a time on one core, against `transformers`' PIL processor
+//! on the same files in the same run.
+//!
+//! `cargo bench --bench preprocess` prints criterion's figures, then a table of milliseconds per
+//! image (best of several rounds) for PIL/HF (via `.venv/bin/python`) and for us, with ratios.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use criterion::{Criterion, black_box};
+use embed_core::{DecodeOptions, PreprocessSpec, decode_bytes};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python(args: &[&str]) -> String {
+    let py = root().join(".venv/bin/python");
+    assert!(py.exists(), "{} missing: run scripts/setup.sh", py.display());
+    let out = Command::new(py)
+        .arg(root().join("tests/python/preprocess_bench.py"))
+        .args(args)
+        .current_dir(root().join("tests/python"))
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("running python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn best_ms_per_image(blobs: &[Vec<u8>], rounds: usize, f: impl Fn(&[u8])) -> f64 {
+    for b in blobs {
+        f(b);
+    }
+    let mut best = f64::INFINITY;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for b in blobs {
+            f(b);
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    1000.0 * best / blobs.len() as f64
+}
+
+fn main() {
+    let dir = root().join("target/bench-data/preprocess-jpegs");
+    if !dir.join("img_031.jpg").exists() {
+        python(&["make", dir.to_str().unwrap(), "--count", "32"]);
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let blobs: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let opts = DecodeOptions::default();
+    let clip = PreprocessSpec::clip();
+    let dino = PreprocessSpec::dinov2();
+
+    let mut c = Criterion::default().configure_from_args().sample_size(20);
+    let mut g = c.benchmark_group("jpeg_500x400_one_core");
+    g.bench_function("decode", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % blobs.len();
+            black_box(decode_bytes(&blobs[i], &opts).unwrap())
+        })
+    });
+    for (name, spec) in [("decode+clip", &clip), ("decode+dinov2", &dino)] {
+        g.bench_function(name, |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % blobs.len();
+                let img = decode_bytes(&blobs[i], &opts).unwrap();
+                black_box(spec.preprocess(&img).unwrap())
+            })
+        });
+    }
+    g.finish();
+
+    // Same files, same run: the Python reference, then us, as best-of-5 ms per image.
+    let py: serde_json::Value = serde_json::from_str(python(&["time", dir.to_str().unwrap()]).trim()).unwrap();
+    let ours = [
+        ("decode", best_ms_per_image(&blobs, 5, |b| drop(black_box(decode_bytes(b, &opts).unwrap())))),
+        ("decode_clip", best_ms_per_image(&blobs, 5, |b| drop(black_box(clip.preprocess(&decode_bytes(b, &opts).unwrap()).unwrap())))),
+        ("decode_dinov2", best_ms_per_image(&blobs, 5, |b| drop(black_box(dino.preprocess(&decode_bytes(b, &opts).unwrap()).unwrap())))),
+    ];
+    println!("\nms per 500×400 JPEG, one core, best of 5 rounds over {} files", blobs.len());
+    println!("{:<28} {:>10} {:>10} {:>8}", "step", "python", "rust", "speed-up");
+    for ((label, ms), key) in ours.iter().zip(["decode_ms", "clip_ms", "dinov2_ms"]) {
+        let p = py[key].as_f64().unwrap();
+        let what = match *label {
+            "decode" => "decode (PIL vs turbojpeg)",
+            "decode_clip" => "decode + CLIP processor",
+            _ => "decode + DINOv2 processor",
+        };
+        println!("{what:<28} {p:>10.3} {ms:>10.3} {:>7.2}×", p / ms);
+    }
+}
