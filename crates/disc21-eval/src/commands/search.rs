@@ -1,12 +1,125 @@
-//! `disc21-eval search` (not implemented yet).
+//! `disc21-eval search`: searches an index with query embeddings, writes predictions CSV.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use vecindex::faiss_io::{IdSource, ReadOptions};
+use vecindex::{FlatIndex, HnswIndex, IndexKind, VectorIndex, peek_kind};
+
+use super::index::{check_overwrite, read_id_lines, read_matrix};
 
 /// Arguments of `disc21-eval search`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Index file: a FAISS flat file (ids from `<index>.ids`, else row numbers) or a vecindex
+    /// flat/HNSW file.
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Q×D float32 .npy of query embeddings.
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Text file with Q query ids, one per line.
+    #[arg(long)]
+    pub query_ids: PathBuf,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Output CSV: `query_id,reference_id,score`, higher score = more similar (L2: -distance).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// HNSW: candidate list size (default: the one stored in the index).
+    #[arg(long)]
+    pub ef: Option<usize>,
+    /// FAISS files: memory-map the vectors instead of reading them.
+    #[arg(long)]
+    pub mmap: bool,
+    /// FAISS files: ignore `<index>.ids` and use row numbers (or IndexIDMap ids) as ids.
+    #[arg(long)]
+    pub no_sidecar: bool,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+}
 
 /// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`search` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    check_overwrite(&args.out, args.force)?;
+    let (queries, nq, d) = read_matrix(&args.queries)?;
+    let qids = read_id_lines(&args.query_ids)?;
+    if qids.len() != nq {
+        bail!(
+            "{} holds {} ids for {nq} queries",
+            args.query_ids.display(),
+            qids.len()
+        );
+    }
+    if let Some(bad) = qids
+        .iter()
+        .find(|id| id.is_empty() || id.contains([',', '"']))
+    {
+        bail!("query id {bad:?} is empty or holds a comma or quote");
+    }
+    let start = std::time::Instant::now();
+    let kind = peek_kind(&args.index)?;
+    let index: Box<dyn VectorIndex> = match kind {
+        IndexKind::Faiss => {
+            let ids = if args.no_sidecar {
+                IdSource::NoSidecar
+            } else {
+                IdSource::Auto
+            };
+            Box::new(FlatIndex::read_faiss(
+                &args.index,
+                ReadOptions {
+                    mmap: args.mmap,
+                    ids,
+                },
+            )?)
+        }
+        IndexKind::Flat => Box::new(FlatIndex::load(&args.index)?),
+        IndexKind::Hnsw => {
+            let mut h = HnswIndex::load(&args.index)?;
+            if let Some(ef) = args.ef {
+                h.set_ef_search(ef)?;
+            }
+            Box::new(h)
+        }
+    };
+    if index.dim() != d {
+        bail!("queries have dimension {d}, the index {}", index.dim());
+    }
+    let loaded = start.elapsed();
+    let results = index.search(&queries, args.k)?;
+    let searched = start.elapsed() - loaded;
+    let tmp = args.out.with_extension("csv.tmp");
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    writeln!(w, "query_id,reference_id,score")?;
+    let mut rows = 0usize;
+    for (qid, hits) in qids.iter().zip(&results) {
+        for h in hits {
+            let rid = index
+                .id(h.row)
+                .context("search returned a row without an id")?;
+            if rid.contains([',', '"']) {
+                bail!("reference id {rid:?} holds a comma or quote");
+            }
+            writeln!(w, "{qid},{rid},{}", h.score)?;
+            rows += 1;
+        }
+    }
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!(
+        "{nq} queries, k = {}, {:?} index of {} vectors ({}): loaded in {loaded:.2?}, searched in {searched:.2?}; {rows} rows -> {}",
+        args.k,
+        kind,
+        index.len(),
+        index.metric(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
