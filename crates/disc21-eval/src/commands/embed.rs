@@ -1,12 +1,289 @@
-//! `disc21-eval embed` (not implemented yet).
+//! `disc21-eval embed`: a folder or list of images to an `N × D` float32 `.npy`, with ids and a
+//! list of skipped images, resumable after a crash.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use disc21_eval::models::{ModelKind, ModelOptions, load_embedder};
+use disc21_eval::pipeline::test_model::GridMeanEmbedder;
+use disc21_eval::pipeline::{
+    CacheKey, CacheOptions, ExtractOptions, Extraction, Model, Shard, Transfer, extract_cached,
+    list_images, read_list,
+};
+use embed_core::{Embedder, PreprocessSpec};
+use sha2::{Digest, Sha256};
 
 /// Arguments of `disc21-eval embed`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The model family.
+    #[arg(long, value_enum, required_unless_present = "test_model")]
+    pub model: Option<ModelKind>,
+    /// Checkpoint folder or Hugging Face model id (default: the study's checkpoint).
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// Embed every file of this folder (not recursive), in file-name order.
+    #[arg(long, conflicts_with = "list", required_unless_present = "list")]
+    pub images: Option<PathBuf>,
+    /// Embed the files listed in this file (one path per line), in list order.
+    #[arg(long)]
+    pub list: Option<PathBuf>,
+    /// Output `.npy` (float32, N × D).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Ids (file stems), one per line (default: OUT with extension `.ids.txt`).
+    #[arg(long)]
+    pub ids: Option<PathBuf>,
+    /// `cpu`, `cuda`, `cuda:N` or `auto`.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// `f32`, `f16` or `bf16`.
+    #[arg(long)]
+    pub precision: Option<String>,
+    /// Images per model call.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// DINOv2 pooling: `mean`, `cls`, `patch-mean`, `cls-patch-mean`.
+    #[arg(long)]
+    pub pooling: Option<String>,
+    /// Keep the raw embeddings (default: rows scaled to unit L2 norm).
+    #[arg(long)]
+    pub no_normalize: bool,
+    /// Decoding threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Fail on the first unreadable image.
+    #[arg(long)]
+    pub strict: bool,
+    /// Fail when more than this fraction of the images cannot be read.
+    #[arg(long, default_value_t = 0.1)]
+    pub max_failure_rate: f64,
+    /// Embed only shard I of N (a contiguous block of the list); join with `merge`.
+    #[arg(long)]
+    pub shard: Option<Shard>,
+    /// Overwrite existing outputs.
+    #[arg(long)]
+    pub force: bool,
+    /// Where finished chunks are kept until the run completes (default: OUT.cache/). A run
+    /// started again with the same arguments resumes from it.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Images per cache chunk (the most work a crash can lose).
+    #[arg(long, default_value_t = 1024)]
+    pub chunk_size: usize,
+    /// Keep the cache after a successful run.
+    #[arg(long)]
+    pub keep_cache: bool,
+    /// How batches reach a libtorch model.
+    #[arg(long, value_enum, default_value_t = Transfer::Auto)]
+    pub transfer: Transfer,
+    /// Testing aid: use a deterministic grid-mean embedder of this grid size instead of a model.
+    #[arg(long, hide = true)]
+    pub test_model: Option<usize>,
+    /// Testing aid: milliseconds the test embedder sleeps per batch.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub test_delay_ms: u64,
+}
+
+/// `OUT` with its extension replaced by `suffix` (`emb.npy` → `emb.skipped.csv`).
+pub fn sidecar(out: &Path, suffix: &str) -> PathBuf {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    out.with_file_name(format!("{stem}.{suffix}"))
+}
+
+/// The metadata file written next to the embeddings (`OUT.meta.json`), read by `merge`.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+pub struct EmbedMeta {
+    /// The model's identifier.
+    pub model_id: String,
+    /// Embedding width.
+    pub dim: usize,
+    /// Rows written.
+    pub rows: usize,
+    /// Images skipped.
+    pub skipped: usize,
+    /// Images in the whole (unsharded) list.
+    pub list_len: usize,
+    /// The shard this file holds.
+    pub shard: Shard,
+    /// Digest of the whole list and model (equal across the shards of one extraction).
+    pub extraction: String,
+    /// Whether rows are L2-normalised.
+    pub normalized: bool,
+}
+
+/// Hashes a checkpoint folder's JSON and safetensors files (names and contents), or the string
+/// itself when it is not a folder.
+fn weights_hash(weights: Option<&str>) -> anyhow::Result<String> {
+    let mut h = Sha256::new();
+    match weights.map(Path::new).filter(|p| p.is_dir()) {
+        Some(dir) => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension().is_some_and(|e| e == "json" || e == "safetensors" || e == "bin")
+                })
+                .collect();
+            files.sort();
+            for f in files {
+                h.update(f.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+                let mut file = std::fs::File::open(&f).with_context(|| f.display().to_string())?;
+                std::io::copy(&mut file, &mut h)?;
+            }
+        }
+        None => h.update(weights.unwrap_or("default").as_bytes()),
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename.
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> anyhow::Result<()> {
+    let tmp = sidecar_tmp(path);
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+    );
+    write(&mut f).with_context(|| format!("writing {}", tmp.display()))?;
+    let f = f.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+fn sidecar_tmp(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Quotes a CSV field when needed.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Writes the outputs of an extraction: the `.npy`, the ids, the skipped list and the metadata.
+pub fn write_outputs(
+    out: &Path,
+    ids_path: &Path,
+    result: &Extraction,
+    meta: &EmbedMeta,
+) -> anyhow::Result<()> {
+    write_atomic(ids_path, |w| {
+        for id in &result.ids {
+            writeln!(w, "{id}")?;
+        }
+        Ok(())
+    })?;
+    write_atomic(&sidecar(out, "skipped.csv"), |w| {
+        writeln!(w, "path,reason")?;
+        for s in &result.skipped {
+            writeln!(w, "{},{}", csv_field(&s.path.to_string_lossy()), csv_field(&s.reason))?;
+        }
+        Ok(())
+    })?;
+    write_atomic(&sidecar(out, "meta.json"), |w| {
+        serde_json::to_writer_pretty(&mut *w, meta)?;
+        writeln!(w)
+    })?;
+    // The embeddings last: their presence means the run finished.
+    write_atomic(out, |w| embed_core::npy::write_f32(w, &result.embeddings))
+}
 
 /// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`embed` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let ids_path = args.ids.clone().unwrap_or_else(|| sidecar(&args.out, "ids.txt"));
+    let outputs = [
+        args.out.clone(),
+        ids_path.clone(),
+        sidecar(&args.out, "skipped.csv"),
+        sidecar(&args.out, "meta.json"),
+    ];
+    if !args.force
+        && let Some(existing) = outputs.iter().find(|p| p.exists())
+    {
+        bail!("{} exists (use --force to overwrite)", existing.display());
+    }
+    let all = match (&args.images, &args.list) {
+        (Some(dir), None) => list_images(dir)?,
+        (None, Some(list)) => read_list(list)?,
+        _ => bail!("give exactly one of --images DIR and --list FILE"),
+    };
+    let shard = args.shard.unwrap_or(Shard::ALL);
+    let paths = all[shard.range(all.len())].to_vec();
+
+    let model_box: Box<dyn Embedder> = match (args.test_model, args.model) {
+        (Some(grid), _) => Box::new(
+            GridMeanEmbedder::new(PreprocessSpec::clip(), grid)
+                .with_delay(Duration::from_millis(args.test_delay_ms)),
+        ),
+        (None, Some(kind)) => load_embedder(
+            kind,
+            &ModelOptions {
+                weights: args.weights.clone(),
+                device: args.device.clone(),
+                precision: args.precision.clone(),
+                pooling: args.pooling.clone(),
+            },
+        )?,
+        (None, None) => bail!("--model is required"),
+    };
+    let model = Model::Host(model_box.as_ref());
+
+    let options = ExtractOptions {
+        workers: args.workers,
+        batch_size: args.batch_size,
+        normalize: !args.no_normalize,
+        max_failure_rate: args.max_failure_rate,
+        strict: args.strict,
+        progress: true,
+        transfer: args.transfer,
+        ..ExtractOptions::default()
+    };
+    let key = CacheKey {
+        model_id: model.model_id().to_string(),
+        weights_hash: weights_hash(args.weights.as_deref())?,
+        preprocess: format!("{:?} {:?}", model.preprocess_spec(), options.decode),
+        extra: format!(
+            "precision={:?} pooling={:?} test={:?}",
+            args.precision, args.pooling, args.test_model
+        ),
+    };
+    let cache_root = args.cache_dir.clone().unwrap_or_else(|| sidecar(&args.out, "cache"));
+    let cache = CacheOptions { root: cache_root.clone(), chunk_size: args.chunk_size };
+    let result = extract_cached(model, &paths, &options, &key, &cache)?;
+    let whole = key.digest(&all, model.dim(), 0);
+    let meta = EmbedMeta {
+        model_id: model.model_id().to_string(),
+        dim: model.dim(),
+        rows: result.ids.len(),
+        skipped: result.skipped.len(),
+        list_len: all.len(),
+        shard,
+        extraction: whole.iter().take(16).map(|b| format!("{b:02x}")).collect(),
+        normalized: options.normalize,
+    };
+    write_outputs(&args.out, &ids_path, &result, &meta)?;
+    if !args.keep_cache {
+        std::fs::remove_dir_all(&cache_root)
+            .with_context(|| format!("removing the cache {}", cache_root.display()))?;
+    }
+    let s = result.stats;
+    eprintln!(
+        "embedded {} images ({} skipped, listed in {}) into {}: {} × {}; {} computed in {:.1} s, {:.1} images/s",
+        result.ids.len(),
+        result.skipped.len(),
+        sidecar(&args.out, "skipped.csv").display(),
+        args.out.display(),
+        result.embeddings.nrows(),
+        result.embeddings.ncols(),
+        s.processed,
+        s.wall.as_secs_f64(),
+        s.images_per_second()
+    );
+    Ok(ExitCode::SUCCESS)
 }
