@@ -77,6 +77,16 @@ fn main() {
             })
         });
     }
+    let decoded: Vec<_> = blobs.iter().map(|b| decode_bytes(b, &opts).unwrap()).collect();
+    for (name, spec) in [("preprocess-only+clip", &clip), ("preprocess-only+dinov2", &dino)] {
+        g.bench_function(name, |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % decoded.len();
+                black_box(spec.preprocess(&decoded[i]).unwrap())
+            })
+        });
+    }
     g.finish();
 
     // Same files, same run: the Python reference, then us, as best-of-5 ms per image.
