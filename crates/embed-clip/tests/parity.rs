@@ -140,7 +140,7 @@ fn full_size_vit_b32_matches_and_is_batch_invariant() {
             .fold(0f32, |m, v| m.max(v.abs()));
         let scale = batch.index_axis(Axis(0), i).iter().fold(0f32, |m, v| m.max(v.abs()));
         println!("image {i}: alone vs batch of 7: max |diff| {diff:.3e} (row max {scale:.3e})");
-        assert!(diff <= 1e-5 * scale.max(1.0), "batch dependence {diff}");
+        assert!(diff <= 1e-5, "batch dependence {diff}");
     }
     // The device path gives the same rows.
     let t = array4_to_tensor(pixels.view(), Device::Cpu).unwrap();
