@@ -7,7 +7,9 @@ use embed_dinov2::{Dinov2Embedder, Pooling};
 use embed_torch::{TorchEmbedder, TorchOptions};
 
 /// The model families of the study.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// OpenAI CLIP (image tower + projection).
@@ -43,18 +45,31 @@ pub struct ModelOptions {
 
 /// Loads an encoder on the device and in the precision asked for, as a device-resident
 /// [`TorchEmbedder`].
-pub fn load_torch_embedder(kind: ModelKind, options: &ModelOptions) -> anyhow::Result<Box<dyn TorchEmbedder>> {
+pub fn load_torch_embedder(
+    kind: ModelKind,
+    options: &ModelOptions,
+) -> anyhow::Result<Box<dyn TorchEmbedder>> {
     let torch = TorchOptions::parse(options.device.as_deref(), options.precision.as_deref())?;
     let weights = options.weights.as_deref().unwrap_or(kind.default_weights());
     Ok(match kind {
         ModelKind::Clip => {
             if options.pooling.is_some() {
-                anyhow::bail!("--pooling applies to DINOv2 only (CLIP's embedding is its projected CLS token)");
+                anyhow::bail!(
+                    "--pooling applies to DINOv2 only (CLIP's embedding is its projected CLS token)"
+                );
             }
-            Box::new(ClipEmbedder::from_pretrained(weights, torch).with_context(|| format!("loading CLIP from `{weights}`"))?)
+            Box::new(
+                ClipEmbedder::from_pretrained(weights, torch)
+                    .with_context(|| format!("loading CLIP from `{weights}`"))?,
+            )
         }
         ModelKind::Dinov2 => {
-            let pooling: Pooling = options.pooling.as_deref().map(str::parse).transpose()?.unwrap_or_default();
+            let pooling: Pooling = options
+                .pooling
+                .as_deref()
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or_default();
             Box::new(
                 Dinov2Embedder::from_pretrained(weights, pooling, torch)
                     .with_context(|| format!("loading DINOv2 from `{weights}`"))?,

@@ -67,7 +67,10 @@ impl ClipVisionConfig {
 
     /// `openai/clip-vit-base-patch16`.
     pub fn vit_base_patch16() -> Self {
-        Self { patch_size: 16, ..Self::vit_base_patch32() }
+        Self {
+            patch_size: 16,
+            ..Self::vit_base_patch32()
+        }
     }
 
     /// `openai/clip-vit-large-patch14`.
@@ -88,9 +91,14 @@ impl ClipVisionConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let value = embed_torch::read_json(path)?;
         Self::from_json(value).map_err(|e| match e {
-            crate::Error::Torch(embed_torch::Error::Config { path: None, message }) => {
-                embed_torch::Error::Config { path: Some(path.to_path_buf()), message }.into()
+            crate::Error::Torch(embed_torch::Error::Config {
+                path: None,
+                message,
+            }) => embed_torch::Error::Config {
+                path: Some(path.to_path_buf()),
+                message,
             }
+            .into(),
             other => other,
         })
     }
@@ -107,7 +115,10 @@ impl ClipVisionConfig {
                 Some(Value::Object(v)) => v.clone(),
                 None | Some(Value::Null) => serde_json::Map::new(),
                 Some(other) => {
-                    return Err(embed_torch::Error::config(format!("`vision_config` is not an object: {other}")).into());
+                    return Err(embed_torch::Error::config(format!(
+                        "`vision_config` is not an object: {other}"
+                    ))
+                    .into());
                 }
             };
             // Old checkpoints: `vision_config_dict` overrides `vision_config` (as in transformers).
@@ -119,9 +130,9 @@ impl ClipVisionConfig {
             let mut c: Self = from_value(Value::Object(vision))?;
             c.projection_dim = match top.get("projection_dim") {
                 None | Some(Value::Null) => 512,
-                Some(v) => v
-                    .as_i64()
-                    .ok_or_else(|| embed_torch::Error::config(format!("`projection_dim` is not an integer: {v}")))?,
+                Some(v) => v.as_i64().ok_or_else(|| {
+                    embed_torch::Error::config(format!("`projection_dim` is not an integer: {v}"))
+                })?,
             };
             c.full_clip_model = true;
             c
@@ -143,7 +154,11 @@ impl ClipVisionConfig {
         check_range("hidden_size", self.hidden_size, MAX)?;
         check_range("intermediate_size", self.intermediate_size, 1 << 18)?;
         check_range("num_hidden_layers", self.num_hidden_layers, 1024)?;
-        check_range("num_attention_heads", self.num_attention_heads, self.hidden_size)?;
+        check_range(
+            "num_attention_heads",
+            self.num_attention_heads,
+            self.hidden_size,
+        )?;
         check_range("num_channels", self.num_channels, 64)?;
         check_range("image_size", self.image_size, MAX)?;
         check_range("patch_size", self.patch_size, self.image_size)?;

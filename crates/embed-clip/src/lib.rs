@@ -52,7 +52,11 @@ impl ClipEmbedder {
 
     /// Loads `config.json`, `model.safetensors` (strictly) and `preprocessor_config.json`
     /// (CLIP's defaults when absent) from `dir`.
-    pub fn from_dir(dir: &Path, model_id: impl Into<String>, options: TorchOptions) -> Result<Self> {
+    pub fn from_dir(
+        dir: &Path,
+        model_id: impl Into<String>,
+        options: TorchOptions,
+    ) -> Result<Self> {
         let config = ClipVisionConfig::from_file(&dir.join("config.json"))?;
         let mut ckpt = Checkpoint::open_dir(dir, options)?;
         let model = ClipVisionModel::new(&config, &mut ckpt)?;
@@ -63,7 +67,11 @@ impl ClipEmbedder {
         } else {
             PreprocessSpec::clip()
         };
-        Ok(Self { model, spec, model_id: model_id.into() })
+        Ok(Self {
+            model,
+            spec,
+            model_id: model_id.into(),
+        })
     }
 
     /// The underlying model (for the pooled output and the last hidden state).
@@ -101,6 +109,8 @@ impl TorchEmbedder for ClipEmbedder {
 
     fn embed_tensor(&self, pixels: &Tensor) -> embed_core::Result<Tensor> {
         let embeds = self.model.image_embeds(pixels)?;
-        Ok(embeds.f_to_kind(Kind::Float).map_err(embed_torch::Error::from)?)
+        Ok(embeds
+            .f_to_kind(Kind::Float)
+            .map_err(embed_torch::Error::from)?)
     }
 }

@@ -60,10 +60,14 @@ impl ClipVisionModel {
         let vm = "vision_model";
         let embeddings = Embeddings {
             class_embedding: ckpt.tensor(&format!("{vm}.embeddings.class_embedding"), &[c])?,
-            patch_embedding: ckpt
-                .tensor(&format!("{vm}.embeddings.patch_embedding.weight"), &[c, config.num_channels, p, p])?,
-            position_embedding: ckpt
-                .tensor(&format!("{vm}.embeddings.position_embedding.weight"), &[config.num_positions(), c])?,
+            patch_embedding: ckpt.tensor(
+                &format!("{vm}.embeddings.patch_embedding.weight"),
+                &[c, config.num_channels, p, p],
+            )?,
+            position_embedding: ckpt.tensor(
+                &format!("{vm}.embeddings.position_embedding.weight"),
+                &[config.num_positions(), c],
+            )?,
         };
         // A non-persistent buffer that older exports saved.
         ckpt.skip_if_present(&format!("{vm}.embeddings.position_ids"));
@@ -82,12 +86,19 @@ impl ClipVisionModel {
                 attention: Attention::load(ckpt, &keys, c, config.num_attention_heads, true)?,
                 layer_scale1: None,
                 norm2: LayerNorm::load(ckpt, &format!("{l}.layer_norm2"), c, eps)?,
-                mlp: Mlp::load_standard(ckpt, &format!("{l}.mlp"), c, config.intermediate_size, act)?,
+                mlp: Mlp::load_standard(
+                    ckpt,
+                    &format!("{l}.mlp"),
+                    c,
+                    config.intermediate_size,
+                    act,
+                )?,
                 layer_scale2: None,
             });
         }
         let post_layernorm = LayerNorm::load(ckpt, &format!("{vm}.post_layernorm"), c, eps)?;
-        let visual_projection = Linear::load(ckpt, "visual_projection", c, config.projection_dim, false)?;
+        let visual_projection =
+            Linear::load(ckpt, "visual_projection", c, config.projection_dim, false)?;
         if config.full_clip_model {
             ckpt.skip_prefix("text_model.");
             ckpt.skip_if_present("text_projection.weight");
@@ -137,11 +148,19 @@ impl ClipVisionModel {
         let p = self.config.patch_size;
         let x = pixels.f_to_device(self.device)?.f_to_kind(self.kind)?;
         let patches = x
-            .f_conv2d::<Tensor>(&self.embeddings.patch_embedding, None, [p, p], [0, 0], [1, 1], 1)?
+            .f_conv2d::<Tensor>(
+                &self.embeddings.patch_embedding,
+                None,
+                [p, p],
+                [0, 0],
+                [1, 1],
+                1,
+            )?
             .f_flatten(2, -1)?
             .f_transpose(1, 2)?;
         let cls = self.embeddings.class_embedding.f_expand([n, 1, c], false)?;
-        let tokens = Tensor::f_cat(&[cls, patches], 1)?.f_add(&self.embeddings.position_embedding)?;
+        let tokens =
+            Tensor::f_cat(&[cls, patches], 1)?.f_add(&self.embeddings.position_embedding)?;
         let mut hidden = self.pre_layrnorm.forward(&tokens)?;
         for layer in &self.layers {
             hidden = layer.forward(&hidden)?;
@@ -153,9 +172,15 @@ impl ClipVisionModel {
     pub fn forward(&self, pixels: &Tensor) -> Result<ClipVisionOutput> {
         let _guard = tch::no_grad_guard();
         let last_hidden_state = self.last_hidden_state(pixels)?;
-        let pooler_output = self.post_layernorm.forward(&last_hidden_state.f_select(1, 0)?)?;
+        let pooler_output = self
+            .post_layernorm
+            .forward(&last_hidden_state.f_select(1, 0)?)?;
         let image_embeds = self.visual_projection.forward(&pooler_output)?;
-        Ok(ClipVisionOutput { last_hidden_state, pooler_output, image_embeds })
+        Ok(ClipVisionOutput {
+            last_hidden_state,
+            pooler_output,
+            image_embeds,
+        })
     }
 
     /// The image embedding `visual_projection(post_layernorm(CLS))`, `N × projection_dim`, in

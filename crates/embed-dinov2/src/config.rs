@@ -75,12 +75,21 @@ impl Dinov2Config {
 
     /// `facebook/dinov2-small`.
     pub fn small() -> Self {
-        Self { hidden_size: 384, num_attention_heads: 6, ..Self::base() }
+        Self {
+            hidden_size: 384,
+            num_attention_heads: 6,
+            ..Self::base()
+        }
     }
 
     /// `facebook/dinov2-large`.
     pub fn large() -> Self {
-        Self { hidden_size: 1024, num_hidden_layers: 24, num_attention_heads: 16, ..Self::base() }
+        Self {
+            hidden_size: 1024,
+            num_hidden_layers: 24,
+            num_attention_heads: 16,
+            ..Self::base()
+        }
     }
 
     /// `facebook/dinov2-giant` (SwiGLU MLP).
@@ -98,9 +107,14 @@ impl Dinov2Config {
     pub fn from_file(path: &Path) -> Result<Self> {
         let value = embed_torch::read_json(path)?;
         Self::from_json(value).map_err(|e| match e {
-            crate::Error::Torch(embed_torch::Error::Config { path: None, message }) => {
-                embed_torch::Error::Config { path: Some(path.to_path_buf()), message }.into()
+            crate::Error::Torch(embed_torch::Error::Config {
+                path: None,
+                message,
+            }) => embed_torch::Error::Config {
+                path: Some(path.to_path_buf()),
+                message,
             }
+            .into(),
             other => other,
         })
     }
@@ -110,7 +124,11 @@ impl Dinov2Config {
         let Value::Object(mut top) = value else {
             return Err(embed_torch::Error::config("config.json is not a JSON object").into());
         };
-        let model_type = top.get("model_type").and_then(Value::as_str).unwrap_or("dinov2").to_string();
+        let model_type = top
+            .get("model_type")
+            .and_then(Value::as_str)
+            .unwrap_or("dinov2")
+            .to_string();
         match model_type.as_str() {
             "dinov2" => {
                 top.remove("num_register_tokens");
@@ -143,14 +161,22 @@ impl Dinov2Config {
         const MAX: i64 = 1 << 16;
         check_range("hidden_size", self.hidden_size, MAX)?;
         check_range("num_hidden_layers", self.num_hidden_layers, 1024)?;
-        check_range("num_attention_heads", self.num_attention_heads, self.hidden_size)?;
+        check_range(
+            "num_attention_heads",
+            self.num_attention_heads,
+            self.hidden_size,
+        )?;
         check_range("num_channels", self.num_channels, 64)?;
         check_range("image_size", self.image_size, MAX)?;
         check_range("patch_size", self.patch_size, self.image_size)?;
         check_range("num_register_tokens", self.num_register_tokens + 1, 1025)?;
         check_eps(self.layer_norm_eps)?;
         if !(self.mlp_ratio.is_finite() && self.mlp_ratio > 0.0 && self.mlp_ratio <= 64.0) {
-            return Err(embed_torch::Error::config(format!("`mlp_ratio` = {} is outside (0, 64]", self.mlp_ratio)).into());
+            return Err(embed_torch::Error::config(format!(
+                "`mlp_ratio` = {} is outside (0, 64]",
+                self.mlp_ratio
+            ))
+            .into());
         }
         check_range("MLP width", self.intermediate_size(), 1 << 18)?;
         if self.hidden_size % self.num_attention_heads != 0 {
@@ -175,7 +201,11 @@ impl Dinov2Config {
     /// `(int(w * 2 / 3) + 7) // 8 * 8` of that, as `transformers` computes it.
     pub fn intermediate_size(&self) -> i64 {
         let w = (self.hidden_size as f64 * self.mlp_ratio) as i64;
-        if self.use_swiglu_ffn { ((w as f64 * 2.0 / 3.0) as i64 + 7) / 8 * 8 } else { w }
+        if self.use_swiglu_ffn {
+            ((w as f64 * 2.0 / 3.0) as i64 + 7) / 8 * 8
+        } else {
+            w
+        }
     }
 
     /// Patches per side of the position-embedding grid.

@@ -46,7 +46,11 @@ pub struct Dinov2Embedder {
 
 impl Dinov2Embedder {
     /// Loads from a checkpoint folder or a model id in the local Hugging Face cache.
-    pub fn from_pretrained(folder_or_id: &str, pooling: Pooling, options: TorchOptions) -> Result<Self> {
+    pub fn from_pretrained(
+        folder_or_id: &str,
+        pooling: Pooling,
+        options: TorchOptions,
+    ) -> Result<Self> {
         let resolved = resolve_model(folder_or_id)?;
         Self::from_dir(&resolved.dir, resolved.model_id, pooling, options)
     }
@@ -54,7 +58,12 @@ impl Dinov2Embedder {
     /// Loads `config.json`, `model.safetensors` (strictly) and `preprocessor_config.json`
     /// (DINOv2's defaults when absent) from `dir`. The model id gets a `#pooling=NAME` suffix
     /// for any pooling but the default, so vectors pooled differently are never mixed.
-    pub fn from_dir(dir: &Path, model_id: impl Into<String>, pooling: Pooling, options: TorchOptions) -> Result<Self> {
+    pub fn from_dir(
+        dir: &Path,
+        model_id: impl Into<String>,
+        pooling: Pooling,
+        options: TorchOptions,
+    ) -> Result<Self> {
         let config = Dinov2Config::from_file(&dir.join("config.json"))?;
         let mut ckpt = Checkpoint::open_dir(dir, options)?;
         let model = Dinov2Model::new(&config, &mut ckpt)?;
@@ -69,7 +78,12 @@ impl Dinov2Embedder {
         if pooling != Pooling::Mean {
             model_id = format!("{model_id}#pooling={pooling}");
         }
-        Ok(Self { model, pooling, spec, model_id })
+        Ok(Self {
+            model,
+            pooling,
+            spec,
+            model_id,
+        })
     }
 
     /// The underlying backbone (for the last hidden state).
@@ -113,7 +127,12 @@ impl TorchEmbedder for Dinov2Embedder {
     fn embed_tensor(&self, pixels: &Tensor) -> embed_core::Result<Tensor> {
         let _guard = tch::no_grad_guard();
         let out = self.model.forward(pixels)?;
-        let pooled = self.pooling.apply(&out.last_hidden_state, self.model.config().num_register_tokens)?;
-        Ok(pooled.f_to_kind(Kind::Float).map_err(embed_torch::Error::from)?)
+        let pooled = self.pooling.apply(
+            &out.last_hidden_state,
+            self.model.config().num_register_tokens,
+        )?;
+        Ok(pooled
+            .f_to_kind(Kind::Float)
+            .map_err(embed_torch::Error::from)?)
     }
 }

@@ -66,16 +66,23 @@ impl Dinov2Model {
             } else {
                 None
             },
-            projection_weight: ckpt
-                .tensor("embeddings.patch_embeddings.projection.weight", &[c, config.num_channels, p, p])?,
+            projection_weight: ckpt.tensor(
+                "embeddings.patch_embeddings.projection.weight",
+                &[c, config.num_channels, p, p],
+            )?,
             projection_bias: ckpt.tensor("embeddings.patch_embeddings.projection.bias", &[c])?,
-            position_embeddings: ckpt.tensor("embeddings.position_embeddings", &[1, 1 + g * g, c])?,
+            position_embeddings: ckpt
+                .tensor("embeddings.position_embeddings", &[1, 1 + g * g, c])?,
         };
         if config.use_mask_token {
             ckpt.skip("embeddings.mask_token", Some(&[1, c]))?;
         }
         // SwiGLU has its own activation; `hidden_act` only matters for the standard MLP.
-        let act = if config.use_swiglu_ffn { None } else { Some(config.activation()?) };
+        let act = if config.use_swiglu_ffn {
+            None
+        } else {
+            Some(config.activation()?)
+        };
         let inner = config.intermediate_size();
         let mut layers = Vec::with_capacity(config.num_hidden_layers as usize);
         for i in 0..config.num_hidden_layers {
@@ -87,7 +94,8 @@ impl Dinov2Model {
                 output: format!("{l}.attention.output.dense"),
             };
             let norm1 = LayerNorm::load(ckpt, &format!("{l}.norm1"), c, eps)?;
-            let attention = Attention::load(ckpt, &keys, c, config.num_attention_heads, config.qkv_bias)?;
+            let attention =
+                Attention::load(ckpt, &keys, c, config.num_attention_heads, config.qkv_bias)?;
             let layer_scale1 = Some(ckpt.tensor(&format!("{l}.layer_scale1.lambda1"), &[c])?);
             let norm2 = LayerNorm::load(ckpt, &format!("{l}.norm2"), c, eps)?;
             let mlp = match act {
@@ -95,7 +103,14 @@ impl Dinov2Model {
                 Some(act) => Mlp::load_standard(ckpt, &format!("{l}.mlp"), c, inner, act)?,
             };
             let layer_scale2 = Some(ckpt.tensor(&format!("{l}.layer_scale2.lambda1"), &[c])?);
-            layers.push(Block { norm1, attention, layer_scale1, norm2, mlp, layer_scale2 });
+            layers.push(Block {
+                norm1,
+                attention,
+                layer_scale1,
+                norm2,
+                mlp,
+                layer_scale2,
+            });
         }
         let layernorm = LayerNorm::load(ckpt, "layernorm", c, eps)?;
         let options = ckpt.options();
@@ -156,7 +171,10 @@ impl Dinov2Model {
         } else {
             grid.f_upsample_bicubic2d([gh, gw], false, None, None)?
         };
-        let patches = resized.f_to_kind(self.kind)?.f_permute([0, 2, 3, 1])?.f_reshape([1, gh * gw, c])?;
+        let patches = resized
+            .f_to_kind(self.kind)?
+            .f_permute([0, 2, 3, 1])?
+            .f_reshape([1, gh * gw, c])?;
         let out = Tensor::f_cat(&[cls, patches], 1)?;
         *cache = Some(((height, width), out.shallow_clone()));
         Ok(out)
@@ -178,7 +196,14 @@ impl Dinov2Model {
         let x = pixels.f_to_device(self.device)?.f_to_kind(self.kind)?;
         let e = &self.embeddings;
         let patches = x
-            .f_conv2d(&e.projection_weight, Some(&e.projection_bias), [p, p], [0, 0], [1, 1], 1)?
+            .f_conv2d(
+                &e.projection_weight,
+                Some(&e.projection_bias),
+                [p, p],
+                [0, 0],
+                [1, 1],
+                1,
+            )?
             .f_flatten(2, -1)?
             .f_transpose(1, 2)?;
         let num_patches = patches.size()[1];
@@ -188,7 +213,11 @@ impl Dinov2Model {
         if let Some(reg) = &e.register_tokens {
             let r = reg.size()[1];
             hidden = Tensor::f_cat(
-                &[hidden.f_narrow(1, 0, 1)?, reg.f_expand([n, r, c], false)?, hidden.f_narrow(1, 1, num_patches)?],
+                &[
+                    hidden.f_narrow(1, 0, 1)?,
+                    reg.f_expand([n, r, c], false)?,
+                    hidden.f_narrow(1, 1, num_patches)?,
+                ],
                 1,
             )?;
         }
@@ -197,6 +226,9 @@ impl Dinov2Model {
         }
         let last_hidden_state = self.layernorm.forward(&hidden)?;
         let pooler_output = last_hidden_state.f_select(1, 0)?;
-        Ok(Dinov2Output { last_hidden_state, pooler_output })
+        Ok(Dinov2Output {
+            last_hidden_state,
+            pooler_output,
+        })
     }
 }

@@ -38,7 +38,11 @@ impl Pooling {
 
     /// Output width for a model of width `hidden`.
     pub fn dim(self, hidden: usize) -> usize {
-        if self == Self::ClsPatchMean { 2 * hidden } else { hidden }
+        if self == Self::ClsPatchMean {
+            2 * hidden
+        } else {
+            hidden
+        }
     }
 
     /// Pools `N × T × C` (with `registers` register tokens after CLS) to `N × dim`.
@@ -53,7 +57,9 @@ impl Pooling {
             Self::Mean => last_hidden_state.f_mean_dim(1, false, None)?,
             Self::Cls => last_hidden_state.f_select(1, 0)?,
             Self::PatchMean => patch_mean()?,
-            Self::ClsPatchMean => Tensor::f_cat(&[last_hidden_state.f_select(1, 0)?, patch_mean()?], -1)?,
+            Self::ClsPatchMean => {
+                Tensor::f_cat(&[last_hidden_state.f_select(1, 0)?, patch_mean()?], -1)?
+            }
         })
     }
 }

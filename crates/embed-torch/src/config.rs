@@ -9,7 +9,11 @@ use crate::error::{Error, Result};
 /// Non-square sizes are rejected: the position-embedding grids of these models are square.
 pub fn square_size<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
     let v = Value::deserialize(d)?;
-    let bad = || serde::de::Error::custom(format!("expected a positive integer or a square [n, n] pair, got {v}"));
+    let bad = || {
+        serde::de::Error::custom(format!(
+            "expected a positive integer or a square [n, n] pair, got {v}"
+        ))
+    };
     match &v {
         Value::Number(n) => n.as_i64().filter(|&n| n > 0).ok_or_else(bad),
         Value::Array(a) => match a.as_slice() {
@@ -25,7 +29,9 @@ pub fn check_range(name: &str, value: i64, max: i64) -> Result<()> {
     if (1..=max).contains(&value) {
         Ok(())
     } else {
-        Err(Error::config(format!("`{name}` = {value} is outside 1..={max}")))
+        Err(Error::config(format!(
+            "`{name}` = {value} is outside 1..={max}"
+        )))
     }
 }
 
@@ -34,7 +40,9 @@ pub fn check_eps(value: f64) -> Result<()> {
     if value.is_finite() && value > 0.0 {
         Ok(())
     } else {
-        Err(Error::config(format!("`layer_norm_eps` = {value} must be positive and finite")))
+        Err(Error::config(format!(
+            "`layer_norm_eps` = {value} must be positive and finite"
+        )))
     }
 }
 

@@ -108,7 +108,10 @@ pub struct TorchOptions {
 impl Default for TorchOptions {
     /// CPU, `f32`.
     fn default() -> Self {
-        Self { device: Device::Cpu, precision: Precision::F32 }
+        Self {
+            device: Device::Cpu,
+            precision: Precision::F32,
+        }
     }
 }
 

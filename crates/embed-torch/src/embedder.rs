@@ -41,13 +41,18 @@ pub fn array4_to_tensor(pixels: ArrayView4<'_, f32>, device: Device) -> Result<T
     let data = standard
         .as_slice()
         .ok_or_else(|| Error::Input("pixel batch is not contiguous".into()))?;
-    Ok(Tensor::f_from_slice(data)?.f_view(shape.as_slice())?.f_to_device(device)?)
+    Ok(Tensor::f_from_slice(data)?
+        .f_view(shape.as_slice())?
+        .f_to_device(device)?)
 }
 
 /// Copies an `N × D` tensor (any device, any float kind) into an `f32` array.
 pub fn tensor_to_array2(t: &Tensor) -> Result<Array2<f32>> {
     let (n, d) = t.size2()?;
-    let host = t.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?.f_contiguous()?;
+    let host = t
+        .f_to_device(Device::Cpu)?
+        .f_to_kind(Kind::Float)?
+        .f_contiguous()?;
     let len = (n * d) as usize;
     let mut data = vec![0f32; len];
     host.f_copy_data(&mut data, len)?;
@@ -59,7 +64,9 @@ pub fn tensor_to_array2(t: &Tensor) -> Result<Array2<f32>> {
 pub fn check_pixels(pixels: &Tensor, channels: i64) -> Result<(i64, i64, i64)> {
     let size = pixels.size();
     let [n, c, h, w] = size.as_slice() else {
-        return Err(Error::Input(format!("pixels must be N×{channels}×H×W, got shape {size:?}")));
+        return Err(Error::Input(format!(
+            "pixels must be N×{channels}×H×W, got shape {size:?}"
+        )));
     };
     if *c != channels {
         return Err(Error::Input(format!(
@@ -67,13 +74,19 @@ pub fn check_pixels(pixels: &Tensor, channels: i64) -> Result<(i64, i64, i64)> {
         )));
     }
     if !pixels.is_floating_point() {
-        return Err(Error::Input(format!("pixels must be floating point, got {:?}", pixels.kind())));
+        return Err(Error::Input(format!(
+            "pixels must be floating point, got {:?}",
+            pixels.kind()
+        )));
     }
     Ok((*n, *h, *w))
 }
 
 /// The [`Embedder::embed_batch`] of every [`TorchEmbedder`]: copy in, embed, copy out.
-pub fn embed_array_with<E: TorchEmbedder + ?Sized>(embedder: &E, pixels: ArrayView4<'_, f32>) -> embed_core::Result<Array2<f32>> {
+pub fn embed_array_with<E: TorchEmbedder + ?Sized>(
+    embedder: &E,
+    pixels: ArrayView4<'_, f32>,
+) -> embed_core::Result<Array2<f32>> {
     let input = array4_to_tensor(pixels, embedder.device())?;
     let out = embedder.embed_tensor(&input)?;
     Ok(tensor_to_array2(&out)?)

@@ -51,7 +51,9 @@ pub enum Error {
         found: Vec<i64>,
     },
     /// A tensor is stored with a dtype that cannot hold weights (e.g. an integer type).
-    #[error("tensor `{key}` is stored as {dtype}, expected a floating-point type (F32, F16, BF16 or F64)")]
+    #[error(
+        "tensor `{key}` is stored as {dtype}, expected a floating-point type (F32, F16, BF16 or F64)"
+    )]
     Dtype {
         /// The checkpoint key.
         key: String,
@@ -112,7 +114,10 @@ fn not_found_message(model: &str, searched: &[PathBuf], hint: &str) -> String {
 impl Error {
     /// A configuration error without a file.
     pub fn config(message: impl Into<String>) -> Self {
-        Self::Config { path: None, message: message.into() }
+        Self::Config {
+            path: None,
+            message: message.into(),
+        }
     }
 }
 

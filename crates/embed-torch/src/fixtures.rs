@@ -40,7 +40,11 @@ pub fn generate(family: &str, full: bool) -> Result<PathBuf, String> {
     let text = std::fs::read(&script).map_err(|e| format!("{}: {e}", script.display()))?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
-    let tag = format!("{family}-{}-{:016x}", if full { "full" } else { "tiny" }, hasher.finish());
+    let tag = format!(
+        "{family}-{}-{:016x}",
+        if full { "full" } else { "tiny" },
+        hasher.finish()
+    );
     let root = workspace_root().join("target").join("encoders-fixtures");
     let dir = root.join(&tag);
     if dir.join("DONE").is_file() {
@@ -53,7 +57,9 @@ pub fn generate(family: &str, full: bool) -> Result<PathBuf, String> {
     if full {
         cmd.arg("--full");
     }
-    let out = cmd.output().map_err(|e| format!("running {}: {e}", script.display()))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
     if !out.status.success() {
         return Err(format!(
             "{} failed ({}):\n{}",
@@ -82,7 +88,11 @@ pub fn read_npy(path: &Path) -> Result<ArrayD<f32>, String> {
 /// and the reference's maximum absolute value.
 pub fn compare(got: &ArrayD<f32>, want: &ArrayD<f32>) -> Result<(f64, f64, f64), String> {
     if got.shape() != want.shape() {
-        return Err(format!("shape {:?} vs reference {:?}", got.shape(), want.shape()));
+        return Err(format!(
+            "shape {:?} vs reference {:?}",
+            got.shape(),
+            want.shape()
+        ));
     }
     let (mut dot, mut ng, mut nw, mut maxdiff, mut maxref) = (0f64, 0f64, 0f64, 0f64, 0f64);
     for (&g, &w) in got.iter().zip(want.iter()) {
@@ -93,7 +103,11 @@ pub fn compare(got: &ArrayD<f32>, want: &ArrayD<f32>) -> Result<(f64, f64, f64),
         maxdiff = maxdiff.max((g - w).abs());
         maxref = maxref.max(w.abs());
     }
-    let cos = if ng == 0.0 || nw == 0.0 { 0.0 } else { dot / (ng.sqrt() * nw.sqrt()) };
+    let cos = if ng == 0.0 || nw == 0.0 {
+        0.0
+    } else {
+        dot / (ng.sqrt() * nw.sqrt())
+    };
     Ok((cos, maxdiff, maxref))
 }
 

@@ -19,7 +19,11 @@ pub struct ResolvedModel {
 /// `$HF_HUB_CACHE`, `$HF_HOME/hub`, `$XDG_CACHE_HOME/huggingface/hub`,
 /// `~/.cache/huggingface/hub` (duplicates removed).
 pub fn hf_cache_dirs() -> Vec<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let mut dirs = Vec::new();
     if let Some(p) = var("HF_HUB_CACHE") {
         dirs.push(p);
@@ -50,7 +54,8 @@ fn looks_like_model_id(s: &str) -> bool {
             !p.is_empty()
                 && *p != "."
                 && *p != ".."
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         })
 }
 
@@ -90,7 +95,10 @@ pub fn resolve_model_in(spec: &str, cache_dirs: &[PathBuf]) -> Result<ResolvedMo
     let as_path = Path::new(spec);
     if as_path.is_dir() {
         let model_id = model_id_from_cache_path(as_path).unwrap_or_else(|| spec.to_string());
-        return Ok(ResolvedModel { dir: as_path.to_path_buf(), model_id });
+        return Ok(ResolvedModel {
+            dir: as_path.to_path_buf(),
+            model_id,
+        });
     }
     let mut searched = vec![as_path.to_path_buf()];
     if looks_like_model_id(spec) {
@@ -102,7 +110,10 @@ pub fn resolve_model_in(spec: &str, cache_dirs: &[PathBuf]) -> Result<ResolvedMo
             if let Ok(rev) = std::fs::read_to_string(repo_dir.join("refs").join("main")) {
                 let dir = snapshots.join(rev.trim());
                 if has_weights(&dir) {
-                    return Ok(ResolvedModel { dir, model_id: spec.to_string() });
+                    return Ok(ResolvedModel {
+                        dir,
+                        model_id: spec.to_string(),
+                    });
                 }
             }
             let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
@@ -122,7 +133,10 @@ pub fn resolve_model_in(spec: &str, cache_dirs: &[PathBuf]) -> Result<ResolvedMo
                 }
             }
             if let Some((_, dir)) = best {
-                return Ok(ResolvedModel { dir, model_id: spec.to_string() });
+                return Ok(ResolvedModel {
+                    dir,
+                    model_id: spec.to_string(),
+                });
             }
         }
     }
@@ -137,5 +151,9 @@ pub fn resolve_model_in(spec: &str, cache_dirs: &[PathBuf]) -> Result<ResolvedMo
          (ORG/NAME) present in the local cache."
             .to_string()
     };
-    Err(Error::WeightsNotFound { model: spec.to_string(), searched, hint })
+    Err(Error::WeightsNotFound {
+        model: spec.to_string(),
+        searched,
+        hint,
+    })
 }

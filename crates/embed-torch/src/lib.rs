@@ -32,15 +32,21 @@ pub mod vit;
 pub mod weights;
 
 pub use device::{Precision, TorchOptions, parse_device};
-pub use embedder::{TorchEmbedder, array4_to_tensor, check_pixels, embed_array_with, tensor_to_array2};
+pub use embedder::{
+    TorchEmbedder, array4_to_tensor, check_pixels, embed_array_with, tensor_to_array2,
+};
 pub use error::{Error, Result};
 pub use hub::{ResolvedModel, hf_cache_dirs, resolve_model, resolve_model_in};
 pub use weights::Checkpoint;
 
 /// Reads and parses a JSON file (`config.json`), with errors naming the file.
 pub fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Config { path: Some(path.to_path_buf()), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: Some(path.to_path_buf()),
+        message: e.to_string(),
+    })
 }

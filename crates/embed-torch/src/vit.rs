@@ -22,9 +22,19 @@ pub struct Linear {
 
 impl Linear {
     /// Loads `{prefix}.weight` (`out × in`) and, when `bias`, `{prefix}.bias` (`out`).
-    pub fn load(ckpt: &mut Checkpoint, prefix: &str, in_dim: i64, out_dim: i64, bias: bool) -> Result<Self> {
+    pub fn load(
+        ckpt: &mut Checkpoint,
+        prefix: &str,
+        in_dim: i64,
+        out_dim: i64,
+        bias: bool,
+    ) -> Result<Self> {
         let weight = ckpt.tensor(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
-        let bias = if bias { Some(ckpt.tensor(&format!("{prefix}.bias"), &[out_dim])?) } else { None };
+        let bias = if bias {
+            Some(ckpt.tensor(&format!("{prefix}.bias"), &[out_dim])?)
+        } else {
+            None
+        };
         Ok(Self { weight, bias })
     }
 
@@ -59,7 +69,13 @@ impl LayerNorm {
 
     /// Normalises the last dimension.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.f_layer_norm([self.dim], Some(&self.weight), Some(&self.bias), self.eps, true)?)
+        Ok(x.f_layer_norm(
+            [self.dim],
+            Some(&self.weight),
+            Some(&self.bias),
+            self.eps,
+            true,
+        )?)
     }
 }
 
@@ -134,7 +150,13 @@ pub enum Mlp {
 
 impl Mlp {
     /// Loads `{prefix}.fc1` and `{prefix}.fc2` (with biases).
-    pub fn load_standard(ckpt: &mut Checkpoint, prefix: &str, hidden: i64, intermediate: i64, act: Activation) -> Result<Self> {
+    pub fn load_standard(
+        ckpt: &mut Checkpoint,
+        prefix: &str,
+        hidden: i64,
+        intermediate: i64,
+        act: Activation,
+    ) -> Result<Self> {
         Ok(Self::Standard {
             fc1: Linear::load(ckpt, &format!("{prefix}.fc1"), hidden, intermediate, true)?,
             fc2: Linear::load(ckpt, &format!("{prefix}.fc2"), intermediate, hidden, true)?,
@@ -143,10 +165,27 @@ impl Mlp {
     }
 
     /// Loads `{prefix}.weights_in` (`2·intermediate × hidden`) and `{prefix}.weights_out`.
-    pub fn load_swiglu(ckpt: &mut Checkpoint, prefix: &str, hidden: i64, intermediate: i64) -> Result<Self> {
+    pub fn load_swiglu(
+        ckpt: &mut Checkpoint,
+        prefix: &str,
+        hidden: i64,
+        intermediate: i64,
+    ) -> Result<Self> {
         Ok(Self::SwiGlu {
-            weights_in: Linear::load(ckpt, &format!("{prefix}.weights_in"), hidden, 2 * intermediate, true)?,
-            weights_out: Linear::load(ckpt, &format!("{prefix}.weights_out"), intermediate, hidden, true)?,
+            weights_in: Linear::load(
+                ckpt,
+                &format!("{prefix}.weights_in"),
+                hidden,
+                2 * intermediate,
+                true,
+            )?,
+            weights_out: Linear::load(
+                ckpt,
+                &format!("{prefix}.weights_out"),
+                intermediate,
+                hidden,
+                true,
+            )?,
         })
     }
 
@@ -154,7 +193,10 @@ impl Mlp {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Self::Standard { fc1, fc2, act } => fc2.forward(&act.forward(&fc1.forward(x)?)?),
-            Self::SwiGlu { weights_in, weights_out } => {
+            Self::SwiGlu {
+                weights_in,
+                weights_out,
+            } => {
                 let h = weights_in.forward(x)?;
                 let parts = h.f_chunk(2, -1)?;
                 let [x1, x2] = parts.as_slice() else {
@@ -195,7 +237,13 @@ impl Attention {
     /// Loads the four projections (`hidden × hidden` each; query/key/value biases when
     /// `qkv_bias`, the output projection always has one). `hidden` must be a multiple of
     /// `num_heads`.
-    pub fn load(ckpt: &mut Checkpoint, keys: &AttentionKeys, hidden: i64, num_heads: i64, qkv_bias: bool) -> Result<Self> {
+    pub fn load(
+        ckpt: &mut Checkpoint,
+        keys: &AttentionKeys,
+        hidden: i64,
+        num_heads: i64,
+        qkv_bias: bool,
+    ) -> Result<Self> {
         if num_heads <= 0 || hidden % num_heads != 0 {
             return Err(Error::config(format!(
                 "hidden size {hidden} is not a multiple of the number of attention heads {num_heads}"
@@ -229,7 +277,9 @@ impl Attention {
             .f_view([b, t, 3, self.num_heads, self.head_dim])?
             .f_permute([2, 0, 3, 1, 4])?;
         let (q, k, v) = (qkv.f_get(0)?, qkv.f_get(1)?, qkv.f_get(2)?);
-        let attn = Tensor::f_scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, false, self.scale, false)?;
+        let attn = Tensor::f_scaled_dot_product_attention::<Tensor>(
+            &q, &k, &v, None, 0.0, false, self.scale, false,
+        )?;
         let merged = attn.f_transpose(1, 2)?.f_reshape([b, t, c])?;
         self.output.forward(&merged)
     }

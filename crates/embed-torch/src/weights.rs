@@ -39,7 +39,10 @@ pub struct Checkpoint {
 impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checkpoint")
-            .field("files", &self.shards.iter().map(|s| &s.path).collect::<Vec<_>>())
+            .field(
+                "files",
+                &self.shards.iter().map(|s| &s.path).collect::<Vec<_>>(),
+            )
             .field("tensors", &self.entries.len())
             .field("options", &self.options)
             .finish()
@@ -56,15 +59,22 @@ impl Checkpoint {
         }
         let index = dir.join(SAFETENSORS_INDEX_FILE);
         if index.is_file() {
-            let text = std::fs::read_to_string(&index)
-                .map_err(|source| Error::Io { path: index.clone(), source })?;
-            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config {
-                path: Some(index.clone()),
-                message: e.to_string(),
+            let text = std::fs::read_to_string(&index).map_err(|source| Error::Io {
+                path: index.clone(),
+                source,
             })?;
-            let map = value.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
-                Error::Config { path: Some(index.clone()), message: "no `weight_map` object".into() }
-            })?;
+            let value: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| Error::Config {
+                    path: Some(index.clone()),
+                    message: e.to_string(),
+                })?;
+            let map = value
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .ok_or_else(|| Error::Config {
+                    path: Some(index.clone()),
+                    message: "no `weight_map` object".into(),
+                })?;
             let mut files = BTreeSet::new();
             for file in map.values() {
                 let name = file.as_str().ok_or_else(|| Error::Config {
@@ -103,27 +113,47 @@ impl Checkpoint {
         let mut shards = Vec::with_capacity(paths.len());
         let mut entries = BTreeMap::new();
         for path in paths {
-            let file = File::open(path).map_err(|source| Error::Io { path: path.clone(), source })?;
+            let file = File::open(path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
             // SAFETY: the map is only read. Like every reader of memory-mapped files we rely on
             // the checkpoint not being truncated while it is open; the data is copied into
             // tensors right away.
-            let map = unsafe { Mmap::map(&file) }
-                .map_err(|source| Error::Io { path: path.clone(), source })?;
+            let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
             let (header_len, metadata): (usize, Metadata) = SafeTensors::read_metadata(&map)
-                .map_err(|e| Error::Safetensors { path: path.clone(), message: e.to_string() })?;
+                .map_err(|e| Error::Safetensors {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
             let data_start = 8 + header_len;
             let index = shards.len();
             for (name, info) in metadata.tensors() {
-                if entries.insert(name.clone(), (index, info.clone())).is_some() {
+                if entries
+                    .insert(name.clone(), (index, info.clone()))
+                    .is_some()
+                {
                     return Err(Error::Safetensors {
                         path: path.clone(),
                         message: format!("tensor `{name}` appears in more than one shard"),
                     });
                 }
             }
-            shards.push(Shard { path: path.clone(), map, data_start });
+            shards.push(Shard {
+                path: path.clone(),
+                map,
+                data_start,
+            });
         }
-        Ok(Self { shards, entries, taken: BTreeSet::new(), options })
+        Ok(Self {
+            shards,
+            entries,
+            taken: BTreeSet::new(),
+            options,
+        })
     }
 
     /// Device and precision tensors are converted to.
@@ -143,14 +173,15 @@ impl Checkpoint {
 
     /// The shape stored for a key.
     pub fn shape(&self, key: &str) -> Option<Vec<i64>> {
-        self.entries.get(key).map(|(_, info)| info.shape.iter().map(|&d| d as i64).collect())
+        self.entries
+            .get(key)
+            .map(|(_, info)| info.shape.iter().map(|&d| d as i64).collect())
     }
 
     fn check(&self, key: &str, shape: &[i64]) -> Result<&(usize, TensorInfo)> {
-        let entry = self
-            .entries
-            .get(key)
-            .ok_or_else(|| Error::MissingTensor { key: key.to_string() })?;
+        let entry = self.entries.get(key).ok_or_else(|| Error::MissingTensor {
+            key: key.to_string(),
+        })?;
         let found: Vec<i64> = entry.1.shape.iter().map(|&d| d as i64).collect();
         if found != shape {
             return Err(Error::ShapeMismatch {
@@ -172,7 +203,13 @@ impl Checkpoint {
     }
 
     /// Like [`Checkpoint::tensor`], with an explicit kind and device.
-    pub fn tensor_as(&mut self, key: &str, shape: &[i64], kind: Kind, device: Device) -> Result<Tensor> {
+    pub fn tensor_as(
+        &mut self,
+        key: &str,
+        shape: &[i64],
+        kind: Kind,
+        device: Device,
+    ) -> Result<Tensor> {
         let (shard, info) = self.check(key, shape)?;
         let file_kind = match info.dtype {
             Dtype::F32 => Kind::Float,
@@ -180,7 +217,10 @@ impl Checkpoint {
             Dtype::BF16 => Kind::BFloat16,
             Dtype::F64 => Kind::Double,
             other => {
-                return Err(Error::Dtype { key: key.to_string(), dtype: format!("{other:?}") });
+                return Err(Error::Dtype {
+                    key: key.to_string(),
+                    dtype: format!("{other:?}"),
+                });
             }
         };
         let shard = &self.shards[*shard];
@@ -194,7 +234,10 @@ impl Checkpoint {
             })?;
         let raw = Tensor::f_from_data_size(bytes, shape, file_kind)?;
         if !all_finite(&raw)? {
-            return Err(Error::NonFinite { key: key.to_string(), detail: String::new() });
+            return Err(Error::NonFinite {
+                key: key.to_string(),
+                detail: String::new(),
+            });
         }
         let converted = raw.f_to_kind(kind)?;
         if kind != file_kind && !all_finite(&converted)? {
@@ -217,7 +260,9 @@ impl Checkpoint {
             }
             None => {
                 if !self.contains(key) {
-                    return Err(Error::MissingTensor { key: key.to_string() });
+                    return Err(Error::MissingTensor {
+                        key: key.to_string(),
+                    });
                 }
             }
         }
@@ -236,8 +281,12 @@ impl Checkpoint {
     /// Marks every key starting with `prefix` as knowingly ignored (a known other tower, like
     /// CLIP's `text_model.`). Returns how many keys that covered.
     pub fn skip_prefix(&mut self, prefix: &str) -> usize {
-        let keys: Vec<String> =
-            self.entries.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        let keys: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
         let n = keys.len();
         self.taken.extend(keys);
         n
@@ -245,9 +294,17 @@ impl Checkpoint {
 
     /// Finishes loading: any key neither taken nor skipped is an error listing them all.
     pub fn finish(self) -> Result<()> {
-        let keys: Vec<String> =
-            self.entries.keys().filter(|k| !self.taken.contains(*k)).cloned().collect();
-        if keys.is_empty() { Ok(()) } else { Err(Error::UnexpectedTensors { keys }) }
+        let keys: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|k| !self.taken.contains(*k))
+            .cloned()
+            .collect();
+        if keys.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::UnexpectedTensors { keys })
+        }
     }
 }
 
