@@ -19,7 +19,11 @@ fn root() -> PathBuf {
 
 fn python(args: &[&str]) -> String {
     let py = root().join(".venv/bin/python");
-    assert!(py.exists(), "{} missing: run scripts/setup.sh", py.display());
+    assert!(
+        py.exists(),
+        "{} missing: run scripts/setup.sh",
+        py.display()
+    );
     let out = Command::new(py)
         .arg(root().join("tests/python/preprocess_bench.py"))
         .args(args)
@@ -27,7 +31,11 @@ fn python(args: &[&str]) -> String {
         .env("OMP_NUM_THREADS", "1")
         .output()
         .expect("running python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -51,7 +59,10 @@ fn main() {
     if !dir.join("img_031.jpg").exists() {
         python(&["make", dir.to_str().unwrap(), "--count", "32"]);
     }
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let blobs: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
     let opts = DecodeOptions::default();
@@ -77,8 +88,14 @@ fn main() {
             })
         });
     }
-    let decoded: Vec<_> = blobs.iter().map(|b| decode_bytes(b, &opts).unwrap()).collect();
-    for (name, spec) in [("preprocess-only+clip", &clip), ("preprocess-only+dinov2", &dino)] {
+    let decoded: Vec<_> = blobs
+        .iter()
+        .map(|b| decode_bytes(b, &opts).unwrap())
+        .collect();
+    for (name, spec) in [
+        ("preprocess-only+clip", &clip),
+        ("preprocess-only+dinov2", &dino),
+    ] {
         g.bench_function(name, |b| {
             let mut i = 0;
             b.iter(|| {
@@ -90,14 +107,40 @@ fn main() {
     g.finish();
 
     // Same files, same run: the Python reference, then us, as best-of-5 ms per image.
-    let py: serde_json::Value = serde_json::from_str(python(&["time", dir.to_str().unwrap()]).trim()).unwrap();
+    let py: serde_json::Value =
+        serde_json::from_str(python(&["time", dir.to_str().unwrap()]).trim()).unwrap();
     let ours = [
-        ("decode", best_ms_per_image(&blobs, 5, |b| drop(black_box(decode_bytes(b, &opts).unwrap())))),
-        ("decode_clip", best_ms_per_image(&blobs, 5, |b| drop(black_box(clip.preprocess(&decode_bytes(b, &opts).unwrap()).unwrap())))),
-        ("decode_dinov2", best_ms_per_image(&blobs, 5, |b| drop(black_box(dino.preprocess(&decode_bytes(b, &opts).unwrap()).unwrap())))),
+        (
+            "decode",
+            best_ms_per_image(&blobs, 5, |b| {
+                drop(black_box(decode_bytes(b, &opts).unwrap()))
+            }),
+        ),
+        (
+            "decode_clip",
+            best_ms_per_image(&blobs, 5, |b| {
+                drop(black_box(
+                    clip.preprocess(&decode_bytes(b, &opts).unwrap()).unwrap(),
+                ))
+            }),
+        ),
+        (
+            "decode_dinov2",
+            best_ms_per_image(&blobs, 5, |b| {
+                drop(black_box(
+                    dino.preprocess(&decode_bytes(b, &opts).unwrap()).unwrap(),
+                ))
+            }),
+        ),
     ];
-    println!("\nms per 500×400 JPEG, one core, best of 5 rounds over {} files", blobs.len());
-    println!("{:<28} {:>10} {:>10} {:>8}", "step", "python", "rust", "speed-up");
+    println!(
+        "\nms per 500×400 JPEG, one core, best of 5 rounds over {} files",
+        blobs.len()
+    );
+    println!(
+        "{:<28} {:>10} {:>10} {:>8}",
+        "step", "python", "rust", "speed-up"
+    );
     for ((label, ms), key) in ours.iter().zip(["decode_ms", "clip_ms", "dinov2_ms"]) {
         let p = py[key].as_f64().unwrap();
         let what = match *label {

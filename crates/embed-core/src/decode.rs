@@ -25,7 +25,11 @@ impl RgbImage {
                 data.len()
             )));
         }
-        Ok(Self { width, height, data })
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
     }
     /// Width in pixels.
     pub fn width(&self) -> u32 {
@@ -60,7 +64,11 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        Self { max_side: 65_535, max_pixels: 178_956_970, max_file_bytes: 1 << 30 }
+        Self {
+            max_side: 65_535,
+            max_pixels: 178_956_970,
+            max_file_bytes: 1 << 30,
+        }
     }
 }
 
@@ -98,7 +106,21 @@ impl ImageFormat {
             [0xFF, 0xD8, 0xFF, ..] => Some(Self::Jpeg),
             [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some(Self::Png),
             [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(Self::Gif),
-            [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Self::WebP),
+            [
+                b'R',
+                b'I',
+                b'F',
+                b'F',
+                _,
+                _,
+                _,
+                _,
+                b'W',
+                b'E',
+                b'B',
+                b'P',
+                ..,
+            ] => Some(Self::WebP),
             [b'B', b'M', ..] => Some(Self::Bmp),
             [b'I', b'I', 0x2A, 0x00, ..] | [b'M', b'M', 0x00, 0x2A, ..] => Some(Self::Tiff),
             _ => None,
@@ -120,7 +142,10 @@ impl ImageFormat {
 
 /// Reads and decodes an image file. See [`decode_bytes`]. Errors name the file.
 pub fn decode_file(path: &Path, options: &DecodeOptions) -> Result<RgbImage> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
@@ -180,7 +205,14 @@ fn describe_prefix(bytes: &[u8]) -> String {
 
 /// Refuses sizes beyond the limits, before allocating.
 pub(crate) fn check_limits(width: u64, height: u64, limits: &DecodeLimits) -> Result<()> {
-    let too_large = |reason: String| Err(Error::TooLarge { path: None, width, height, reason });
+    let too_large = |reason: String| {
+        Err(Error::TooLarge {
+            path: None,
+            width,
+            height,
+            reason,
+        })
+    };
     if width == 0 || height == 0 {
         return Err(Error::Decode {
             path: None,
@@ -206,7 +238,11 @@ fn apply_orientation(image: RgbImage, orientation: image::metadata::Orientation)
     let mut dynamic = image::DynamicImage::ImageRgb8(buffer);
     dynamic.apply_orientation(orientation);
     let rgb = dynamic.into_rgb8();
-    RgbImage { width: rgb.width(), height: rgb.height(), data: rgb.into_raw() }
+    RgbImage {
+        width: rgb.width(),
+        height: rgb.height(),
+        data: rgb.into_raw(),
+    }
 }
 
 mod jpeg {
@@ -226,7 +262,11 @@ mod jpeg {
     }
 
     fn err(e: impl std::fmt::Display) -> Error {
-        Error::Decode { path: None, format: "JPEG", message: e.to_string() }
+        Error::Decode {
+            path: None,
+            format: "JPEG",
+            message: e.to_string(),
+        }
     }
 
     pub(super) fn decode(
@@ -248,15 +288,35 @@ mod jpeg {
             match header.colorspace {
                 Colorspace::CMYK | Colorspace::YCCK => {
                     let mut cmyk = vec![0u8; w * h * 4];
-                    let out = Image { pixels: &mut cmyk[..], width: w, pitch: w * 4, height: h, format: PixelFormat::CMYK };
+                    let out = Image {
+                        pixels: &mut cmyk[..],
+                        width: w,
+                        pitch: w * 4,
+                        height: h,
+                        format: PixelFormat::CMYK,
+                    };
                     d.decompress(bytes, out).map_err(err)?;
-                    Ok(RgbImage { width: w as u32, height: h as u32, data: inverted_cmyk_to_rgb(&cmyk) })
+                    Ok(RgbImage {
+                        width: w as u32,
+                        height: h as u32,
+                        data: inverted_cmyk_to_rgb(&cmyk),
+                    })
                 }
                 _ => {
                     let mut rgb = vec![0u8; w * h * 3];
-                    let out = Image { pixels: &mut rgb[..], width: w, pitch: w * 3, height: h, format: PixelFormat::RGB };
+                    let out = Image {
+                        pixels: &mut rgb[..],
+                        width: w,
+                        pitch: w * 3,
+                        height: h,
+                        format: PixelFormat::RGB,
+                    };
                     d.decompress(bytes, out).map_err(err)?;
-                    Ok(RgbImage { width: w as u32, height: h as u32, data: rgb })
+                    Ok(RgbImage {
+                        width: w as u32,
+                        height: h as u32,
+                        data: rgb,
+                    })
                 }
             }
         })?;
@@ -332,7 +392,11 @@ mod generic {
                 height: 0,
                 reason: l.to_string(),
             },
-            other => Error::Decode { path: None, format: name, message: other.to_string() },
+            other => Error::Decode {
+                path: None,
+                format: name,
+                message: other.to_string(),
+            },
         };
         let fmt = match format {
             ImageFormat::Png => image::ImageFormat::Png,
@@ -347,7 +411,13 @@ mod generic {
         limits.max_image_width = Some(options.limits.max_side);
         limits.max_image_height = Some(options.limits.max_side);
         // Enough for the largest accepted image at 16 bits × 4 channels, plus decoder state.
-        limits.max_alloc = Some(options.limits.max_pixels.saturating_mul(8).saturating_add(64 << 20));
+        limits.max_alloc = Some(
+            options
+                .limits
+                .max_pixels
+                .saturating_mul(8)
+                .saturating_add(64 << 20),
+        );
         reader.limits(limits);
         let mut decoder = reader.into_decoder().map_err(err)?;
         let (w, h) = decoder.dimensions();
@@ -362,17 +432,45 @@ mod generic {
         let (width, height) = (image.width(), image.height());
         let data: Vec<u8> = match image {
             DynamicImage::ImageRgb8(b) => b.into_raw(),
-            DynamicImage::ImageRgba8(b) => b.into_raw().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
-            DynamicImage::ImageLuma8(b) => b.into_raw().into_iter().flat_map(|v| [v, v, v]).collect(),
-            DynamicImage::ImageLumaA8(b) => b.into_raw().chunks_exact(2).flat_map(|p| [p[0]; 3]).collect(),
+            DynamicImage::ImageRgba8(b) => b
+                .into_raw()
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect(),
+            DynamicImage::ImageLuma8(b) => {
+                b.into_raw().into_iter().flat_map(|v| [v, v, v]).collect()
+            }
+            DynamicImage::ImageLumaA8(b) => b
+                .into_raw()
+                .chunks_exact(2)
+                .flat_map(|p| [p[0]; 3])
+                .collect(),
             // PIL opens 16-bit RGB(A) with the `;16B` raw modes, which keep the high byte.
-            DynamicImage::ImageRgb16(b) => b.into_raw().into_iter().map(|v| (v >> 8) as u8).collect(),
-            DynamicImage::ImageRgba16(b) => b.into_raw().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]].map(|v| (v >> 8) as u8)).collect(),
+            DynamicImage::ImageRgb16(b) => {
+                b.into_raw().into_iter().map(|v| (v >> 8) as u8).collect()
+            }
+            DynamicImage::ImageRgba16(b) => b
+                .into_raw()
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]].map(|v| (v >> 8) as u8))
+                .collect(),
             // 16-bit grayscale is mode `I;16` in PIL, and its conversion to RGB clips at 255.
-            DynamicImage::ImageLuma16(b) => b.into_raw().into_iter().flat_map(|v| [v.min(255) as u8; 3]).collect(),
-            DynamicImage::ImageLumaA16(b) => b.into_raw().chunks_exact(2).flat_map(|p| [(p[0] >> 8) as u8; 3]).collect(),
+            DynamicImage::ImageLuma16(b) => b
+                .into_raw()
+                .into_iter()
+                .flat_map(|v| [v.min(255) as u8; 3])
+                .collect(),
+            DynamicImage::ImageLumaA16(b) => b
+                .into_raw()
+                .chunks_exact(2)
+                .flat_map(|p| [(p[0] >> 8) as u8; 3])
+                .collect(),
             DynamicImage::ImageRgb32F(b) => b.into_raw().into_iter().map(float_to_u8).collect(),
-            DynamicImage::ImageRgba32F(b) => b.into_raw().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]].map(float_to_u8)).collect(),
+            DynamicImage::ImageRgba32F(b) => b
+                .into_raw()
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]].map(float_to_u8))
+                .collect(),
             other => {
                 return Err(Error::Decode {
                     path: None,
@@ -394,7 +492,11 @@ mod generic {
 /// `convert("RGB")` ignores transparency); screen area outside the frame takes the background
 /// index.
 fn gif_first_frame(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage> {
-    let err = |e: gif::DecodingError| Error::Decode { path: None, format: "GIF", message: e.to_string() };
+    let err = |e: gif::DecodingError| Error::Decode {
+        path: None,
+        format: "GIF",
+        message: e.to_string(),
+    };
     let mut opts = gif::DecodeOptions::new();
     opts.set_color_output(gif::ColorOutput::Indexed);
     let bytes_limit = options.limits.max_pixels.saturating_mul(4);
@@ -409,7 +511,11 @@ fn gif_first_frame(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage> {
     let frame = decoder
         .read_next_frame()
         .map_err(err)?
-        .ok_or_else(|| Error::Decode { path: None, format: "GIF", message: "no frames".into() })?;
+        .ok_or_else(|| Error::Decode {
+            path: None,
+            format: "GIF",
+            message: "no frames".into(),
+        })?;
     let palette = frame.palette.clone().or(global).unwrap_or_else(|| {
         // No palette at all: PIL falls back to a grayscale ramp.
         (0..=255u8).flat_map(|v| [v, v, v]).collect()
@@ -427,7 +533,9 @@ fn gif_first_frame(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage> {
     let (fx, fy) = (usize::from(frame.left), usize::from(frame.top));
     let (fw, fh) = (usize::from(frame.width), usize::from(frame.height));
     for y in 0..fh {
-        let Some(row) = frame.buffer.get(y * fw..(y + 1) * fw) else { break };
+        let Some(row) = frame.buffer.get(y * fw..(y + 1) * fw) else {
+            break;
+        };
         if fy + y >= h {
             break;
         }

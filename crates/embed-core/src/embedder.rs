@@ -62,7 +62,9 @@ pub fn embed_paths<E: Embedder + ?Sized, P: AsRef<Path>>(
     options: &DecodeOptions,
 ) -> Result<Array2<f32>> {
     if batch_size == 0 {
-        return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+        return Err(Error::InvalidArgument(
+            "batch size must be at least 1".into(),
+        ));
     }
     let spec = embedder.preprocess_spec();
     let mut out = Array2::<f32>::zeros((paths.len(), embedder.dim()));
@@ -92,7 +94,11 @@ pub fn embed_paths<E: Embedder + ?Sized, P: AsRef<Path>>(
 /// `normalize_L2` leaves it). The norm is accumulated in `f64`.
 pub fn l2_normalize_rows(rows: &mut Array2<f32>) {
     for mut row in rows.rows_mut() {
-        let norm = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        let norm = row
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>()
+            .sqrt();
         if norm > 0.0 {
             let inv = (1.0 / norm) as f32;
             row.mapv_inplace(|v| v * inv);

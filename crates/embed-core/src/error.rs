@@ -71,22 +71,21 @@ pub enum Error {
 }
 
 fn path_prefix(path: &Option<PathBuf>) -> String {
-    path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default()
+    path.as_ref()
+        .map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
 }
 
 impl Error {
     /// Attaches a file path to a decoding error that does not have one yet.
     #[must_use]
     pub fn with_path(mut self, file: &std::path::Path) -> Self {
-        match &mut self {
-            Error::UnknownFormat { path, .. }
-            | Error::Decode { path, .. }
-            | Error::TooLarge { path, .. } => {
-                if path.is_none() {
-                    *path = Some(file.to_path_buf());
-                }
-            }
-            _ => {}
+        if let Error::UnknownFormat { path, .. }
+        | Error::Decode { path, .. }
+        | Error::TooLarge { path, .. } = &mut self
+            && path.is_none()
+        {
+            *path = Some(file.to_path_buf());
         }
         self
     }

@@ -22,11 +22,14 @@ pub fn write_f32<W: Write, D: ndarray::Dimension>(
         1 => format!("({},)", shape[0]),
         _ => format!(
             "({})",
-            shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
     // Pad so the data starts on a 64-byte boundary, ending with a newline.
     let unpadded = MAGIC.len() + 2 + 2 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
@@ -52,14 +55,20 @@ pub fn write_f32_file<D: ndarray::Dimension>(
     path: &Path,
     array: &ndarray::ArrayBase<impl ndarray::Data<Elem = f32>, D>,
 ) -> Result<()> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = std::fs::File::create(path).map_err(io)?;
     write_f32(std::io::BufWriter::new(file), array).map_err(io)
 }
 
 /// Reads a `.npy` file of dtype `<f4` (C order) of any rank.
 pub fn read_f32_file(path: &Path) -> Result<ArrayD<f32>> {
-    let bad = |message: String| Error::Npy { path: path.to_path_buf(), message };
+    let bad = |message: String| Error::Npy {
+        path: path.to_path_buf(),
+        message,
+    };
     let file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -67,7 +76,9 @@ pub fn read_f32_file(path: &Path) -> Result<ArrayD<f32>> {
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     let mut reader = std::io::BufReader::new(file);
     let mut head = [0u8; 10];
-    reader.read_exact(&mut head).map_err(|e| bad(format!("short header: {e}")))?;
+    reader
+        .read_exact(&mut head)
+        .map_err(|e| bad(format!("short header: {e}")))?;
     if &head[..6] != MAGIC {
         return Err(bad("not a .npy file (bad magic)".into()));
     }
@@ -75,8 +86,13 @@ pub fn read_f32_file(path: &Path) -> Result<ArrayD<f32>> {
         1 => (u16::from_le_bytes([head[8], head[9]]) as usize, 10usize),
         2 | 3 => {
             let mut more = [0u8; 2];
-            reader.read_exact(&mut more).map_err(|e| bad(format!("short header: {e}")))?;
-            (u32::from_le_bytes([head[8], head[9], more[0], more[1]]) as usize, 12usize)
+            reader
+                .read_exact(&mut more)
+                .map_err(|e| bad(format!("short header: {e}")))?;
+            (
+                u32::from_le_bytes([head[8], head[9], more[0], more[1]]) as usize,
+                12usize,
+            )
         }
         v => return Err(bad(format!("unsupported .npy version {v}"))),
     };
@@ -84,7 +100,9 @@ pub fn read_f32_file(path: &Path) -> Result<ArrayD<f32>> {
         return Err(bad(format!("header of {header_len} bytes is too long")));
     }
     let mut header = vec![0u8; header_len];
-    reader.read_exact(&mut header).map_err(|e| bad(format!("short header: {e}")))?;
+    reader
+        .read_exact(&mut header)
+        .map_err(|e| bad(format!("short header: {e}")))?;
     let header = String::from_utf8_lossy(&header);
     let field = |key: &str| -> Option<String> {
         let start = header.find(&format!("'{key}'"))? + key.len() + 2;
@@ -98,7 +116,9 @@ pub fn read_f32_file(path: &Path) -> Result<ArrayD<f32>> {
     };
     let descr = field("descr").ok_or_else(|| bad("header has no descr".into()))?;
     if descr != "<f4" {
-        return Err(bad(format!("dtype {descr} is not little-endian float32 (<f4)")));
+        return Err(bad(format!(
+            "dtype {descr} is not little-endian float32 (<f4)"
+        )));
     }
     if field("fortran_order").as_deref() != Some("False") {
         return Err(bad("Fortran-order arrays are not supported".into()));
@@ -108,7 +128,10 @@ pub fn read_f32_file(path: &Path) -> Result<ArrayD<f32>> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| bad(format!("bad shape ({shape_txt})"))))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| bad(format!("bad shape ({shape_txt})")))
+        })
         .collect::<Result<_>>()?;
     let count = shape
         .iter()
@@ -123,7 +146,9 @@ pub fn read_f32_file(path: &Path) -> Result<ArrayD<f32>> {
         )));
     }
     let mut bytes = vec![0u8; count * 4];
-    reader.read_exact(&mut bytes).map_err(|e| bad(format!("short body: {e}")))?;
+    reader
+        .read_exact(&mut bytes)
+        .map_err(|e| bad(format!("short body: {e}")))?;
     let data: Vec<f32> = bytes
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))

@@ -30,8 +30,12 @@ fn reference_dir() -> PathBuf {
     // Keyed by the generator's contents, so an edited generator never meets stale references.
     let script = workspace_root().join("tests/python/preprocess_reference.py");
     let text = std::fs::read(&script).unwrap();
-    let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    let dir = workspace_root().join(format!("target/test-fixtures/preprocess-reference-{hash:016x}"));
+    let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let dir = workspace_root().join(format!(
+        "target/test-fixtures/preprocess-reference-{hash:016x}"
+    ));
     if !dir.join("manifest.json").exists() {
         let status = Command::new(python())
             .arg(&script)
@@ -56,8 +60,22 @@ fn preprocessing_matches_transformers() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
     let specs = [
-        ("clip", PreprocessSpec::from_file(&dir.join("clip/preprocessor_config.json"), PreprocessSpec::clip()).unwrap()),
-        ("dinov2", PreprocessSpec::from_file(&dir.join("dinov2/preprocessor_config.json"), PreprocessSpec::dinov2()).unwrap()),
+        (
+            "clip",
+            PreprocessSpec::from_file(
+                &dir.join("clip/preprocessor_config.json"),
+                PreprocessSpec::clip(),
+            )
+            .unwrap(),
+        ),
+        (
+            "dinov2",
+            PreprocessSpec::from_file(
+                &dir.join("dinov2/preprocessor_config.json"),
+                PreprocessSpec::dinov2(),
+            )
+            .unwrap(),
+        ),
     ];
     // The config files say what the class defaults say.
     assert_eq!(specs[0].1, PreprocessSpec::clip());
@@ -103,9 +121,20 @@ fn preprocessing_matches_transformers() {
             }
         }
     }
-    eprintln!("{:<26} {:>10} {:>10}", "kind / model", "exact %", "max lvls");
+    eprintln!(
+        "{:<26} {:>10} {:>10}",
+        "kind / model", "exact %", "max lvls"
+    );
     for (k, t) in &by_kind {
-        eprintln!("{k:<26} {:>10.4} {:>10.3}", 100.0 * t.exact as f64 / t.values as f64, t.worst_levels);
+        eprintln!(
+            "{k:<26} {:>10.4} {:>10.3}",
+            100.0 * t.exact as f64 / t.values as f64,
+            t.worst_levels
+        );
     }
-    assert!(failures.is_empty(), "parity bar missed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "parity bar missed:\n{}",
+        failures.join("\n")
+    );
 }

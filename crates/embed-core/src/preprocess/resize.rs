@@ -71,7 +71,11 @@ fn clip_range(offset: i64, len: usize, size: usize) -> std::ops::Range<usize> {
     start.min(end)..end
 }
 
-fn copy_window(image: &RgbImage, rows: &std::ops::Range<usize>, cols: &std::ops::Range<usize>) -> Vec<u8> {
+fn copy_window(
+    image: &RgbImage,
+    rows: &std::ops::Range<usize>,
+    cols: &std::ops::Range<usize>,
+) -> Vec<u8> {
     let w = image.width() as usize;
     let src = image.as_raw();
     let mut out = Vec::with_capacity(rows.len() * cols.len() * 3);
@@ -93,7 +97,12 @@ struct Coeffs {
 
 impl Coeffs {
     /// PIL's `precompute_coeffs` + `normalize_coeffs_8bpc`, for outputs `range` of `out_size`.
-    fn new(in_size: usize, out_size: usize, range: std::ops::Range<usize>, filter: Resample) -> Result<Self> {
+    fn new(
+        in_size: usize,
+        out_size: usize,
+        range: std::ops::Range<usize>,
+        filter: Resample,
+    ) -> Result<Self> {
         let (support, kernel): (f64, fn(f64) -> f64) = match filter {
             Resample::Box => (0.5, box_filter),
             Resample::Bilinear => (1.0, bilinear_filter),
@@ -101,7 +110,9 @@ impl Coeffs {
             Resample::Bicubic => (2.0, bicubic_filter),
             Resample::Lanczos => (3.0, lanczos_filter),
             Resample::Nearest => {
-                return Err(Error::Config("nearest resampling has no filter weights".into()));
+                return Err(Error::Config(
+                    "nearest resampling has no filter weights".into(),
+                ));
             }
         };
         // PIL computes `in1 - in0` in float (the box is float), then divides in double.
@@ -110,7 +121,9 @@ impl Coeffs {
         let support = support * filterscale;
         let ksize = (support.ceil() as usize) * 2 + 1;
         if ksize > in_size.saturating_mul(2) + 3 && ksize > 1 << 20 {
-            return Err(Error::InvalidArgument(format!("filter of {ksize} taps is too large")));
+            return Err(Error::InvalidArgument(format!(
+                "filter of {ksize} taps is too large"
+            )));
         }
         let mut bounds = Vec::with_capacity(range.len());
         let mut weights = vec![0i32; range.len() * ksize];
@@ -132,11 +145,19 @@ impl Coeffs {
             for (slot, &w) in row.iter_mut().zip(&k) {
                 let w = if ww != 0.0 { w / ww } else { w };
                 let fixed = w * f64::from(1u32 << PRECISION_BITS);
-                *slot = if w < 0.0 { (-0.5 + fixed) as i32 } else { (0.5 + fixed) as i32 };
+                *slot = if w < 0.0 {
+                    (-0.5 + fixed) as i32
+                } else {
+                    (0.5 + fixed) as i32
+                };
             }
             bounds.push((xmin, n));
         }
-        Ok(Self { ksize, bounds, weights })
+        Ok(Self {
+            ksize,
+            bounds,
+            weights,
+        })
     }
 
     fn taps(&self, i: usize) -> (usize, &[i32]) {
@@ -176,7 +197,11 @@ fn resample_window(
     let win_w = cols.len();
 
     // Input rows the vertical pass reads (or the output rows themselves without one).
-    let vert = if need_v { Some(Coeffs::new(in_h, res_h, rows.clone(), filter)?) } else { None };
+    let vert = if need_v {
+        Some(Coeffs::new(in_h, res_h, rows.clone(), filter)?)
+    } else {
+        None
+    };
     let (first_row, last_row) = match &vert {
         Some(v) => {
             let first = v.bounds.iter().map(|b| b.0).min().unwrap_or(0);
@@ -240,7 +265,13 @@ mod kernels {
     }
 
     #[inline(always)]
-    fn vertical_generic(temp: &[u8], first_row: usize, out: &mut [u8], stride: usize, coeffs: &Coeffs) {
+    fn vertical_generic(
+        temp: &[u8],
+        first_row: usize,
+        out: &mut [u8],
+        stride: usize,
+        coeffs: &Coeffs,
+    ) {
         let mut acc = vec![0i32; stride];
         for (i, dst) in out.chunks_exact_mut(stride).enumerate() {
             let (start, taps) = coeffs.taps(i);
@@ -271,7 +302,13 @@ mod kernels {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn vertical_avx2(temp: &[u8], first_row: usize, out: &mut [u8], stride: usize, coeffs: &Coeffs) {
+    fn vertical_avx2(
+        temp: &[u8],
+        first_row: usize,
+        out: &mut [u8],
+        stride: usize,
+        coeffs: &Coeffs,
+    ) {
         vertical_generic(temp, first_row, out, stride, coeffs);
     }
 
@@ -290,7 +327,13 @@ mod kernels {
         horizontal_generic(lines, temp, stride, coeffs);
     }
 
-    pub(super) fn vertical(temp: &[u8], first_row: usize, out: &mut [u8], stride: usize, coeffs: &Coeffs) {
+    pub(super) fn vertical(
+        temp: &[u8],
+        first_row: usize,
+        out: &mut [u8],
+        stride: usize,
+        coeffs: &Coeffs,
+    ) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
@@ -371,7 +414,11 @@ fn sinc(x: f64) -> f64 {
 }
 
 fn lanczos_filter(x: f64) -> f64 {
-    if (-3.0..3.0).contains(&x) { sinc(x) * sinc(x / 3.0) } else { 0.0 }
+    if (-3.0..3.0).contains(&x) {
+        sinc(x) * sinc(x / 3.0)
+    } else {
+        0.0
+    }
 }
 
 #[cfg(test)]
@@ -383,7 +430,11 @@ mod tests {
         let data = (0..w * h)
             .flat_map(|i| {
                 let (x, y) = (i % w, i / w);
-                [(x * 7 % 256) as u8, (y * 13 % 256) as u8, ((x + y) * 3 % 256) as u8]
+                [
+                    (x * 7 % 256) as u8,
+                    (y * 13 % 256) as u8,
+                    ((x + y) * 3 % 256) as u8,
+                ]
             })
             .collect();
         RgbImage::from_raw(w, h, data).unwrap()
@@ -403,12 +454,17 @@ mod tests {
         let spec = PreprocessSpec::dinov2();
         let windowed = resize_crop(&spec, &img).unwrap();
         let (rh, rw) = spec.resized_size(301, 187);
-        let full_spec = PreprocessSpec { crop: None, ..spec.clone() };
+        let full_spec = PreprocessSpec {
+            crop: None,
+            ..spec.clone()
+        };
         let full = resize_crop(&full_spec, &img).unwrap();
         let (top, left) = ((rh as usize - 224) / 2, (rw as usize - 224) / 2);
         let mut cropped = Vec::new();
         for y in top..top + 224 {
-            cropped.extend_from_slice(&full[(y * rw as usize + left) * 3..(y * rw as usize + left + 224) * 3]);
+            cropped.extend_from_slice(
+                &full[(y * rw as usize + left) * 3..(y * rw as usize + left + 224) * 3],
+            );
         }
         assert_eq!(windowed, cropped);
     }
@@ -427,13 +483,19 @@ mod tests {
         let img = gradient(10, 10);
         let spec = PreprocessSpec {
             resize: None,
-            crop: Some(CropSize { height: 14, width: 12 }),
+            crop: Some(CropSize {
+                height: 14,
+                width: 12,
+            }),
             ..PreprocessSpec::clip()
         };
         let out = resize_crop(&spec, &img).unwrap();
         // 2 rows of padding on top, 1 column on the left (ceil of half the difference).
         assert_eq!(&out[..12 * 3 * 2], &[0u8; 72][..]);
-        assert_eq!(&out[(2 * 12 + 1) * 3..(2 * 12 + 1) * 3 + 3], &img.as_raw()[..3]);
+        assert_eq!(
+            &out[(2 * 12 + 1) * 3..(2 * 12 + 1) * 3 + 3],
+            &img.as_raw()[..3]
+        );
         let _ = ResizeSpec::ShortestEdge(1);
     }
 }

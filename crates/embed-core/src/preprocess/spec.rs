@@ -96,7 +96,10 @@ impl PreprocessSpec {
         Self {
             resize: Some(ResizeSpec::ShortestEdge(224)),
             resample: Resample::Bicubic,
-            crop: Some(CropSize { height: 224, width: 224 }),
+            crop: Some(CropSize {
+                height: 224,
+                width: 224,
+            }),
             rescale_factor: Some(1.0 / 255.0),
             normalize: Some((OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)),
         }
@@ -134,7 +137,9 @@ impl PreprocessSpec {
             match obj.get(key) {
                 None | Some(Value::Null) => Ok(default),
                 Some(Value::Bool(b)) => Ok(*b),
-                Some(other) => Err(Error::Config(format!("`{key}` must be a boolean, got {other}"))),
+                Some(other) => Err(Error::Config(format!(
+                    "`{key}` must be a boolean, got {other}"
+                ))),
             }
         };
         let mut spec = defaults.clone();
@@ -145,7 +150,9 @@ impl PreprocessSpec {
         if !flag("do_resize", defaults.resize.is_some())? {
             spec.resize = None;
         } else if spec.resize.is_none() {
-            return Err(Error::Config("`do_resize` is true but no `size` is given".into()));
+            return Err(Error::Config(
+                "`do_resize` is true but no `size` is given".into(),
+            ));
         }
         if let Some(r) = obj.get("resample").filter(|v| !v.is_null()) {
             let code = r
@@ -159,7 +166,9 @@ impl PreprocessSpec {
         if !flag("do_center_crop", defaults.crop.is_some())? {
             spec.crop = None;
         } else if spec.crop.is_none() {
-            return Err(Error::Config("`do_center_crop` is true but no `crop_size` is given".into()));
+            return Err(Error::Config(
+                "`do_center_crop` is true but no `crop_size` is given".into(),
+            ));
         }
         let factor = match obj.get("rescale_factor").filter(|v| !v.is_null()) {
             Some(f) => Some(f.as_f64().ok_or_else(|| {
@@ -172,7 +181,9 @@ impl PreprocessSpec {
         } else {
             None
         };
-        let (dmean, dstd) = defaults.normalize.unwrap_or((OPENAI_CLIP_MEAN, OPENAI_CLIP_STD));
+        let (dmean, dstd) = defaults
+            .normalize
+            .unwrap_or((OPENAI_CLIP_MEAN, OPENAI_CLIP_STD));
         let mean = match obj.get("image_mean").filter(|v| !v.is_null()) {
             Some(m) => parse_triplet("image_mean", m)?,
             None => dmean,
@@ -182,7 +193,9 @@ impl PreprocessSpec {
             None => dstd,
         };
         if std.iter().any(|&s| s == 0.0 || !s.is_finite()) || mean.iter().any(|m| !m.is_finite()) {
-            return Err(Error::Config(format!("unusable normalisation mean {mean:?} std {std:?}")));
+            return Err(Error::Config(format!(
+                "unusable normalisation mean {mean:?} std {std:?}"
+            )));
         }
         spec.normalize = if flag("do_normalize", defaults.normalize.is_some())? {
             Some((mean, std))
@@ -192,7 +205,9 @@ impl PreprocessSpec {
         if !flag("do_convert_rgb", true)? {
             // Our decoder always yields RGB; a checkpoint that asks for another layout would
             // receive inputs its processor never produces.
-            return Err(Error::Config("`do_convert_rgb: false` is not supported".into()));
+            return Err(Error::Config(
+                "`do_convert_rgb: false` is not supported".into(),
+            ));
         }
         spec.validate()?;
         Ok(spec)
@@ -204,17 +219,24 @@ impl PreprocessSpec {
         let ok = |v: u32| v > 0 && v <= MAX;
         match self.resize {
             Some(ResizeSpec::ShortestEdge(s)) if !ok(s) => {
-                return Err(Error::Config(format!("shortest_edge {s} outside 1..={MAX}")));
+                return Err(Error::Config(format!(
+                    "shortest_edge {s} outside 1..={MAX}"
+                )));
             }
             Some(ResizeSpec::Exact { height, width }) if !ok(height) || !ok(width) => {
-                return Err(Error::Config(format!("size {height}×{width} outside 1..={MAX}")));
+                return Err(Error::Config(format!(
+                    "size {height}×{width} outside 1..={MAX}"
+                )));
             }
             _ => {}
         }
         if let Some(c) = self.crop
             && (!ok(c.height) || !ok(c.width))
         {
-            return Err(Error::Config(format!("crop {}×{} outside 1..={MAX}", c.height, c.width)));
+            return Err(Error::Config(format!(
+                "crop {}×{} outside 1..={MAX}",
+                c.height, c.width
+            )));
         }
         Ok(())
     }
@@ -238,12 +260,21 @@ impl PreprocessSpec {
             None => (height, width),
             Some(ResizeSpec::Exact { height, width }) => (height, width),
             Some(ResizeSpec::ShortestEdge(size)) => {
-                let (short, long) = if width <= height { (width, height) } else { (height, width) };
+                let (short, long) = if width <= height {
+                    (width, height)
+                } else {
+                    (height, width)
+                };
                 // Python: int(size * long / short), an exact integer product then a correctly
                 // rounded true division, truncated.
-                let new_long = ((u64::from(size) * u64::from(long)) as f64 / f64::from(short)) as u64;
+                let new_long =
+                    ((u64::from(size) * u64::from(long)) as f64 / f64::from(short)) as u64;
                 let new_long = new_long.min(u64::from(u32::MAX)) as u32;
-                if width <= height { (new_long, size) } else { (size, new_long) }
+                if width <= height {
+                    (new_long, size)
+                } else {
+                    (size, new_long)
+                }
             }
         }
     }
@@ -337,7 +368,10 @@ fn parse_resize(size: &Value) -> Result<ResizeSpec> {
                 if o.get("longest_edge").is_some_and(|v| !v.is_null()) {
                     return Err(Error::Config("`size.longest_edge` is not supported".into()));
                 }
-                return Ok(ResizeSpec::ShortestEdge(parse_u32("size.shortest_edge", s)?));
+                return Ok(ResizeSpec::ShortestEdge(parse_u32(
+                    "size.shortest_edge",
+                    s,
+                )?));
             }
             match (o.get("height"), o.get("width")) {
                 (Some(h), Some(w)) => Ok(ResizeSpec::Exact {
@@ -355,7 +389,10 @@ fn parse_crop(crop: &Value) -> Result<CropSize> {
     match crop {
         Value::Number(_) => {
             let s = parse_u32("crop_size", crop)?;
-            Ok(CropSize { height: s, width: s })
+            Ok(CropSize {
+                height: s,
+                width: s,
+            })
         }
         Value::Object(o) => match (o.get("height"), o.get("width")) {
             (Some(h), Some(w)) => Ok(CropSize {
@@ -376,6 +413,8 @@ fn parse_triplet(key: &str, v: &Value) -> Result<[f64; 3]> {
     };
     match nums.as_slice() {
         [a, b, c] if nums.iter().all(|x| x.is_finite()) => Ok([*a, *b, *c]),
-        _ => Err(Error::Config(format!("`{key}` must be three numbers, got {v}"))),
+        _ => Err(Error::Config(format!(
+            "`{key}` must be three numbers, got {v}"
+        ))),
     }
 }
