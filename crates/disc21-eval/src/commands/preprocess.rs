@@ -8,7 +8,9 @@ use embed_core::{DecodeOptions, PreprocessSpec, decode_file, npy};
 
 /// Arguments of `disc21-eval preprocess`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  disc21-eval preprocess --model clip assets/sample.jpg --out pixels.npy")]
+#[command(
+    after_help = "Example:\n  disc21-eval preprocess --model clip assets/sample.jpg --out pixels.npy"
+)]
 pub struct Args {
     /// Which model's preprocessing to apply.
     #[arg(long, value_enum)]
@@ -24,6 +26,9 @@ pub struct Args {
     /// Output `.npy` (float32, 1×3×H×W).
     #[arg(long)]
     pub out: PathBuf,
+    /// Overwrite `--out` if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The two model families.
@@ -37,6 +42,12 @@ pub enum ModelKind {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.out.exists() && !args.force {
+        anyhow::bail!(
+            "{} exists; pass --force to overwrite it",
+            args.out.display()
+        );
+    }
     let defaults = match args.model {
         ModelKind::Clip => PreprocessSpec::clip(),
         ModelKind::Dinov2 => PreprocessSpec::dinov2(),
@@ -48,7 +59,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => defaults,
     };
-    let options = DecodeOptions { apply_exif_orientation: args.exif_orientation, ..Default::default() };
+    let options = DecodeOptions {
+        apply_exif_orientation: args.exif_orientation,
+        ..Default::default()
+    };
     let image = decode_file(&args.image, &options)?;
     let pixels = spec.preprocess(&image)?;
     let batch = pixels.insert_axis(ndarray::Axis(0));
