@@ -80,6 +80,11 @@ pub struct DecodeOptions {
     /// Rotate and flip by the EXIF orientation tag. Off by default, as in the reference
     /// (`transformers` does not call `ImageOps.exif_transpose`).
     pub apply_exif_orientation: bool,
+    /// Opt-in fast mode, **not exact**: decode JPEGs at 1/2, 1/4 or 1/8 size in the DCT domain
+    /// (much less work for large photos) when the shorter side stays at least this many pixels.
+    /// Set it to about twice the resize target (e.g. 448 for a 224 shortest edge) to keep the
+    /// antialiasing close to the exact path; `None` (default) decodes at full size, as PIL.
+    pub jpeg_dct_downscale_min_side: Option<u32>,
 }
 
 /// The container formats we recognise from their first bytes.
@@ -251,7 +256,7 @@ mod jpeg {
     use std::cell::RefCell;
 
     use image::metadata::Orientation;
-    use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
+    use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
 
     use super::{DecodeOptions, RgbImage, check_limits};
     use crate::error::{Error, Result};
@@ -284,7 +289,14 @@ mod jpeg {
             };
             let header = d.read_header(bytes).map_err(err)?;
             check_limits(header.width as u64, header.height as u64, &options.limits)?;
-            let (w, h) = (header.width, header.height);
+            let factor = dct_scale(
+                header.width,
+                header.height,
+                options.jpeg_dct_downscale_min_side,
+            );
+            d.set_scaling_factor(factor).map_err(err)?;
+            let scaled = header.scaled(factor);
+            let (w, h) = (scaled.width, scaled.height);
             match header.colorspace {
                 Colorspace::CMYK | Colorspace::YCCK => {
                     let mut cmyk = vec![0u8; w * h * 4];
@@ -321,6 +333,23 @@ mod jpeg {
             }
         })?;
         Ok((image, orientation))
+    }
+
+    /// The smallest of 1/8, 1/4, 1/2 (or 1) whose shorter side is still `min_side` or more.
+    fn dct_scale(width: usize, height: usize, min_side: Option<u32>) -> ScalingFactor {
+        let Some(min_side) = min_side else {
+            return ScalingFactor::ONE;
+        };
+        for factor in [
+            ScalingFactor::ONE_EIGHTH,
+            ScalingFactor::ONE_QUARTER,
+            ScalingFactor::ONE_HALF,
+        ] {
+            if factor.scale(width.min(height)) >= min_side as usize {
+                return factor;
+            }
+        }
+        ScalingFactor::ONE
     }
 
     /// PIL reads 4-channel JPEGs as Adobe-inverted CMYK (`CMYK;I`) and converts to RGB with
