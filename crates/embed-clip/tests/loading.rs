@@ -134,7 +134,7 @@ fn config_validation() {
 #[test]
 fn missing_model_id_lists_places_and_how_to_download() {
     let dir = tempfile_dir();
-    let e = embed_torch::resolve_model_in("nobody/no-such-model", &[dir.clone()])
+    let e = embed_torch::resolve_model_in("nobody/no-such-model", std::slice::from_ref(&dir))
         .unwrap_err()
         .to_string();
     assert!(
@@ -151,7 +151,7 @@ fn missing_model_id_lists_places_and_how_to_download() {
     }
     std::fs::create_dir_all(dir.join("models--org--tiny/refs")).unwrap();
     std::fs::write(dir.join("models--org--tiny/refs/main"), "abc123").unwrap();
-    let found = embed_torch::resolve_model_in("org/tiny", &[dir.clone()]).unwrap();
+    let found = embed_torch::resolve_model_in("org/tiny", std::slice::from_ref(&dir)).unwrap();
     assert_eq!(
         (found.dir.clone(), found.model_id.as_str()),
         (snap.clone(), "org/tiny")
