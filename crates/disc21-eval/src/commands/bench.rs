@@ -1,12 +1,327 @@
-//! `disc21-eval bench` (not implemented yet).
+//! `disc21-eval bench`: decode + preprocess, model-only and end-to-end throughput of the
+//! extraction pipeline, optionally side by side with the Python / `transformers` pipeline run
+//! in the same invocation on the same images (`scripts/gpu/baseline.py`).
 
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use disc21_eval::models::{ModelKind, ModelOptions, load_torch_embedder};
+use disc21_eval::pipeline::test_model::GridMeanEmbedder;
+use disc21_eval::pipeline::{ExtractOptions, Model, extract, list_images};
+use embed_core::{Embedder, PreprocessSpec};
+use embed_torch::TorchEmbedder;
+use ndarray::{Array2, Array4, ArrayView4};
+use rand::{Rng, SeedableRng};
 
 /// Arguments of `disc21-eval bench`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The model family.
+    #[arg(long, value_enum, required_unless_present = "test_model")]
+    pub model: Option<ModelKind>,
+    /// Images to run on (default: synthetic 360–640 px JPEGs in a temporary folder).
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Synthetic images to generate when no --images is given.
+    #[arg(long, default_value_t = 64)]
+    pub n_images: usize,
+    /// `cpu`, `cuda`, `cuda:N` or `auto`.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Checkpoint folder or model id.
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// `f32`, `f16` or `bf16`.
+    #[arg(long)]
+    pub precision: Option<String>,
+    /// Images per model call (default: 8 on the CPU, 256 on CUDA).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Decoding threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Model-only repetitions.
+    #[arg(long, default_value_t = 3)]
+    pub model_iters: usize,
+    /// Also run the Python pipeline on the same images and device, and print ratios.
+    #[arg(long)]
+    pub python_baseline: bool,
+    /// The Python interpreter (default: the workspace's `.venv/bin/python` when present, else
+    /// `python3`).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// The baseline script (default: `scripts/gpu/baseline.py` under the working directory or
+    /// beside this executable).
+    #[arg(long)]
+    pub baseline_script: Option<PathBuf>,
+    /// Write all figures as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Testing aid: a deterministic grid-mean embedder instead of a model.
+    #[arg(long, hide = true)]
+    pub test_model: Option<usize>,
+}
+
+/// An embedder that does nothing, to time decoding and preprocessing alone.
+struct NullEmbedder(PreprocessSpec);
+
+impl Embedder for NullEmbedder {
+    fn model_id(&self) -> &str {
+        "null"
+    }
+    fn dim(&self) -> usize {
+        1
+    }
+    fn preprocess_spec(&self) -> &PreprocessSpec {
+        &self.0
+    }
+    fn embed_batch(&self, pixels: ArrayView4<'_, f32>) -> embed_core::Result<Array2<f32>> {
+        Ok(Array2::zeros((pixels.dim().0, 1)))
+    }
+}
+
+/// Synthetic JPEGs like `baseline.py` makes: bilinear-upscaled noise, 360–640 px, quality 90.
+fn synthetic_images(dir: &Path, n: usize) -> anyhow::Result<()> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    for i in 0..n {
+        let (h, w) = (rng.gen_range(360..640u32), rng.gen_range(360..640u32));
+        let (bh, bw) = (h / 8 + 1, w / 8 + 1);
+        let base = image::RgbImage::from_fn(bw, bh, |_, _| image::Rgb(rng.r#gen::<[u8; 3]>()));
+        let img = image::imageops::resize(&base, w, h, image::imageops::FilterType::Triangle);
+        let file = std::fs::File::create(dir.join(format!("img{i:05}.jpg")))?;
+        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 90);
+        enc.encode_image(&img)?;
+    }
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn find_script(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let rel = Path::new("scripts/gpu/baseline.py");
+    let mut candidates = vec![rel.to_path_buf(), workspace_root().join(rel)];
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        candidates.push(dir.join("baseline.py"));
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .context("scripts/gpu/baseline.py not found (pass --baseline-script)")
+}
+
+fn find_python(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    let venv = workspace_root().join(".venv/bin/python");
+    if venv.exists() { venv } else { PathBuf::from("python3") }
+}
+
+/// Figures of one pipeline, images per second.
+#[derive(serde::Serialize, Default, Clone, Copy)]
+struct Figures {
+    decode_preprocess: f64,
+    model_only: f64,
+    end_to_end: f64,
+}
+
+fn time_model(model: &dyn Embedder, batch: usize, iters: usize) -> anyhow::Result<f64> {
+    let (h, w) = model.preprocess_spec().fixed_output_size().context("model has no fixed input size")?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let x = Array4::from_shape_fn((batch, 3, h, w), |_| rng.gen_range(-2.0f32..2.0));
+    model.embed_batch(x.view())?; // warm-up
+    let t = Instant::now();
+    for _ in 0..iters.max(1) {
+        model.embed_batch(x.view())?;
+    }
+    Ok((iters.max(1) * batch) as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Model-only rate of a libtorch model: a random batch already on its device, results copied
+/// back (which waits for the device).
+fn time_torch_model(model: &dyn TorchEmbedder, batch: usize, iters: usize) -> anyhow::Result<f64> {
+    let (h, w) = model.preprocess_spec().fixed_output_size().context("model has no fixed input size")?;
+    let _guard = tch::no_grad_guard();
+    let x = tch::Tensor::f_randn([batch as i64, 3, h as i64, w as i64], (tch::Kind::Float, model.device()))?
+        .f_to_kind(model.kind())?;
+    embed_torch::tensor_to_array2(&model.embed_tensor(&x)?)?; // warm-up
+    let t = Instant::now();
+    for _ in 0..iters.max(1) {
+        embed_torch::tensor_to_array2(&model.embed_tensor(&x)?)?;
+    }
+    Ok((iters.max(1) * batch) as f64 / t.elapsed().as_secs_f64())
+}
 
 /// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`bench` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let test_model;
+    let torch_model;
+    let model = match (args.test_model, args.model) {
+        (Some(g), _) => {
+            test_model = GridMeanEmbedder::new(PreprocessSpec::clip(), g);
+            Model::Host(&test_model)
+        }
+        (None, Some(kind)) => {
+            torch_model = load_torch_embedder(
+                kind,
+                &ModelOptions {
+                    weights: args.weights.clone(),
+                    device: args.device.clone(),
+                    precision: args.precision.clone(),
+                    pooling: None,
+                },
+            )?;
+            Model::Torch(torch_model.as_ref())
+        }
+        (None, None) => bail!("--model is required"),
+    };
+    let cuda = match model {
+        Model::Torch(t) => t.device().is_cuda(),
+        Model::Host(_) => false,
+    };
+    let tmp;
+    let images = match &args.images {
+        Some(d) => d.clone(),
+        None => {
+            tmp = TempDir::new()?;
+            synthetic_images(&tmp.0, args.n_images)?;
+            tmp.0.clone()
+        }
+    };
+    let batch = args.batch_size.unwrap_or(if cuda { 256 } else { 8 });
+    let paths = list_images(&images)?;
+    if paths.is_empty() {
+        bail!("no images in {}", images.display());
+    }
+    let options = ExtractOptions {
+        workers: args.workers,
+        batch_size: batch,
+        progress: false,
+        ..ExtractOptions::default()
+    };
+    eprintln!(
+        "bench: {} on {} images of {}, batch {batch}, {} workers, device {}",
+        model.model_id(),
+        paths.len(),
+        images.display(),
+        options.effective_workers(),
+        if cuda { "cuda" } else { "cpu" }
+    );
+    let null = NullEmbedder(model.preprocess_spec().clone());
+    // Twice: the first pass warms the page cache.
+    extract(Model::Host(&null), &paths, &options)?;
+    let dp = extract(Model::Host(&null), &paths, &options)?;
+    let model_only = match model {
+        Model::Torch(t) => time_torch_model(t, batch, args.model_iters)?,
+        Model::Host(e) => time_model(e, batch, args.model_iters)?,
+    };
+    let e2e = extract(model, &paths, &options)?;
+    let rust = Figures {
+        decode_preprocess: dp.stats.images_per_second(),
+        model_only,
+        end_to_end: e2e.stats.images_per_second(),
+    };
+    let model_busy = e2e.stats.model_time.as_secs_f64() / e2e.stats.wall.as_secs_f64().max(1e-9);
+    if !e2e.skipped.is_empty() {
+        eprintln!("warning: {} images could not be read (first: {})", e2e.skipped.len(), e2e.skipped[0].reason);
+    }
+
+    let python = if args.python_baseline {
+        let kind = match args.model {
+            Some(ModelKind::Clip) | None => "clip",
+            Some(ModelKind::Dinov2) => "dinov2",
+        };
+        let script = find_script(args.baseline_script.as_deref())?;
+        let py = find_python(args.python.as_deref());
+        let mut cmd = Command::new(&py);
+        cmd.arg(&script)
+            .args(["--model", kind, "--images"])
+            .arg(&images)
+            .args(["--batch-size", &batch.to_string()])
+            .args(["--workers", &options.effective_workers().to_string()])
+            .args(["--model-iters", &args.model_iters.to_string()])
+            .args(["--device", if cuda { "cuda" } else { "cpu" }]);
+        if let Some(p) = &args.precision {
+            cmd.args(["--precision", p]);
+        }
+        eprintln!("bench: running {} {}", py.display(), script.display());
+        let out = cmd.output().with_context(|| format!("running {}", py.display()))?;
+        if !out.status.success() {
+            bail!("the Python baseline failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(last).context("baseline output")?;
+        let r = &v["results"];
+        let get = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        Some((
+            Figures { decode_preprocess: get("decode_preprocess"), model_only: get("model_only"), end_to_end: get("e2e") },
+            get("seed_style"),
+            v,
+        ))
+    } else {
+        None
+    };
+
+    println!("| images/s ({}, {} images, batch {batch}) | Rust | Python | Rust / Python |", model.model_id(), paths.len());
+    println!("|---|---:|---:|---:|");
+    let rows = [
+        ("decode + preprocess", rust.decode_preprocess, python.as_ref().map(|p| p.0.decode_preprocess)),
+        ("model only", rust.model_only, python.as_ref().map(|p| p.0.model_only)),
+        ("end to end", rust.end_to_end, python.as_ref().map(|p| p.0.end_to_end)),
+    ];
+    for (name, r, p) in rows {
+        match p {
+            Some(p) => println!("| {name} | {r:.1} | {p:.1} | {:.2}× |", r / p),
+            None => println!("| {name} | {r:.1} | | |"),
+        }
+    }
+    if let Some((_, seed, _)) = &python {
+        println!("| seed-style (one image at a time) | | {seed:.1} | {:.2}× |", rust.end_to_end / seed);
+    }
+    let py_ratio = python.as_ref().map(|p| p.0.end_to_end / p.0.model_only);
+    println!(
+        "| end to end / model only | {:.2} | {} | |",
+        rust.end_to_end / rust.model_only,
+        py_ratio.map(|r| format!("{r:.2}")).unwrap_or_default()
+    );
+    println!(
+        "| {} busy fraction (time in the model / wall, end to end) | {model_busy:.2} | | |",
+        if cuda { "GPU" } else { "model" }
+    );
+    if let Some(path) = &args.json {
+        let v = serde_json::json!({
+            "model": model.model_id(), "images": paths.len(), "batch_size": batch,
+            "workers": options.effective_workers(), "cuda": cuda,
+            "rust": rust, "model_busy_fraction": model_busy,
+            "python": python.as_ref().map(|p| p.2.clone()),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&v)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A temporary folder removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> anyhow::Result<Self> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos();
+        let p = std::env::temp_dir().join(format!("disc21-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p)?;
+        Ok(Self(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

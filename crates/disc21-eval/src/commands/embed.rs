@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use disc21_eval::models::{ModelKind, ModelOptions, load_embedder};
+use disc21_eval::models::{ModelKind, ModelOptions, load_torch_embedder};
 use disc21_eval::pipeline::test_model::GridMeanEmbedder;
 use disc21_eval::pipeline::{
     CacheKey, CacheOptions, ExtractOptions, Extraction, Model, Shard, Transfer, extract_cached,
     list_images, read_list,
 };
-use embed_core::{Embedder, PreprocessSpec};
+use embed_core::PreprocessSpec;
 use sha2::{Digest, Sha256};
 
 /// Arguments of `disc21-eval embed`.
@@ -90,7 +90,10 @@ pub struct Args {
 
 /// `OUT` with its extension replaced by `suffix` (`emb.npy` → `emb.skipped.csv`).
 pub fn sidecar(out: &Path, suffix: &str) -> PathBuf {
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     out.with_file_name(format!("{stem}.{suffix}"))
 }
 
@@ -124,12 +127,17 @@ fn weights_hash(weights: Option<&str>) -> anyhow::Result<String> {
             let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
-                    p.extension().is_some_and(|e| e == "json" || e == "safetensors" || e == "bin")
+                    p.extension()
+                        .is_some_and(|e| e == "json" || e == "safetensors" || e == "bin")
                 })
                 .collect();
             files.sort();
             for f in files {
-                h.update(f.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+                h.update(
+                    f.file_name()
+                        .map(|n| n.as_encoded_bytes())
+                        .unwrap_or_default(),
+                );
                 let mut file = std::fs::File::open(&f).with_context(|| f.display().to_string())?;
                 std::io::copy(&mut file, &mut h)?;
             }
@@ -140,7 +148,10 @@ fn weights_hash(weights: Option<&str>) -> anyhow::Result<String> {
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> anyhow::Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     let tmp = sidecar_tmp(path);
     let mut f = std::io::BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
@@ -153,7 +164,10 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::
 }
 
 fn sidecar_tmp(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
@@ -182,7 +196,12 @@ pub fn write_outputs(
     write_atomic(&sidecar(out, "skipped.csv"), |w| {
         writeln!(w, "path,reason")?;
         for s in &result.skipped {
-            writeln!(w, "{},{}", csv_field(&s.path.to_string_lossy()), csv_field(&s.reason))?;
+            writeln!(
+                w,
+                "{},{}",
+                csv_field(&s.path.to_string_lossy()),
+                csv_field(&s.reason)
+            )?;
         }
         Ok(())
     })?;
@@ -196,7 +215,10 @@ pub fn write_outputs(
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let ids_path = args.ids.clone().unwrap_or_else(|| sidecar(&args.out, "ids.txt"));
+    let ids_path = args
+        .ids
+        .clone()
+        .unwrap_or_else(|| sidecar(&args.out, "ids.txt"));
     let outputs = [
         args.out.clone(),
         ids_path.clone(),
@@ -216,23 +238,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let shard = args.shard.unwrap_or(Shard::ALL);
     let paths = all[shard.range(all.len())].to_vec();
 
-    let model_box: Box<dyn Embedder> = match (args.test_model, args.model) {
-        (Some(grid), _) => Box::new(
-            GridMeanEmbedder::new(PreprocessSpec::clip(), grid)
-                .with_delay(Duration::from_millis(args.test_delay_ms)),
-        ),
-        (None, Some(kind)) => load_embedder(
-            kind,
-            &ModelOptions {
-                weights: args.weights.clone(),
-                device: args.device.clone(),
-                precision: args.precision.clone(),
-                pooling: args.pooling.clone(),
-            },
-        )?,
+    let test_model;
+    let torch_model;
+    let model = match (args.test_model, args.model) {
+        (Some(grid), _) => {
+            test_model = GridMeanEmbedder::new(PreprocessSpec::clip(), grid)
+                .with_delay(Duration::from_millis(args.test_delay_ms));
+            Model::Host(&test_model)
+        }
+        (None, Some(kind)) => {
+            torch_model = load_torch_embedder(
+                kind,
+                &ModelOptions {
+                    weights: args.weights.clone(),
+                    device: args.device.clone(),
+                    precision: args.precision.clone(),
+                    pooling: args.pooling.clone(),
+                },
+            )?;
+            Model::Torch(torch_model.as_ref())
+        }
         (None, None) => bail!("--model is required"),
     };
-    let model = Model::Host(model_box.as_ref());
 
     let options = ExtractOptions {
         workers: args.workers,
@@ -253,8 +280,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.precision, args.pooling, args.test_model
         ),
     };
-    let cache_root = args.cache_dir.clone().unwrap_or_else(|| sidecar(&args.out, "cache"));
-    let cache = CacheOptions { root: cache_root.clone(), chunk_size: args.chunk_size };
+    let cache_root = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| sidecar(&args.out, "cache"));
+    let cache = CacheOptions {
+        root: cache_root.clone(),
+        chunk_size: args.chunk_size,
+    };
     let result = extract_cached(model, &paths, &options, &key, &cache)?;
     let whole = key.digest(&all, model.dim(), 0);
     let meta = EmbedMeta {

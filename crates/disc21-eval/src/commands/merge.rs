@@ -29,8 +29,16 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let ids_out = args.ids.clone().unwrap_or_else(|| sidecar(&args.out, "ids.txt"));
-    let outputs = [&args.out, &ids_out, &sidecar(&args.out, "skipped.csv"), &sidecar(&args.out, "meta.json")];
+    let ids_out = args
+        .ids
+        .clone()
+        .unwrap_or_else(|| sidecar(&args.out, "ids.txt"));
+    let outputs = [
+        &args.out,
+        &ids_out,
+        &sidecar(&args.out, "skipped.csv"),
+        &sidecar(&args.out, "meta.json"),
+    ];
     if !args.force
         && let Some(existing) = outputs.iter().find(|p| p.exists())
     {
@@ -40,7 +48,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for input in &args.inputs {
         let meta_path = sidecar(input, "meta.json");
         let meta: EmbedMeta = serde_json::from_str(
-            &std::fs::read_to_string(&meta_path).with_context(|| meta_path.display().to_string())?,
+            &std::fs::read_to_string(&meta_path)
+                .with_context(|| meta_path.display().to_string())?,
         )
         .with_context(|| meta_path.display().to_string())?;
         shards.push((meta, input.clone()));
@@ -86,9 +95,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             m.dim
         );
         let id_path = sidecar(p, "ids.txt");
-        let text = std::fs::read_to_string(&id_path).with_context(|| id_path.display().to_string())?;
+        let text =
+            std::fs::read_to_string(&id_path).with_context(|| id_path.display().to_string())?;
         let these: Vec<String> = text.lines().map(str::to_string).collect();
-        ensure!(these.len() == m.rows, "{}: {} ids for {} rows", id_path.display(), these.len(), m.rows);
+        ensure!(
+            these.len() == m.rows,
+            "{}: {} ids for {} rows",
+            id_path.display(),
+            these.len(),
+            m.rows
+        );
         ids.extend(these);
         let sk = sidecar(p, "skipped.csv");
         let text = std::fs::read_to_string(&sk).with_context(|| sk.display().to_string())?;
@@ -103,7 +119,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         shard: disc21_eval::pipeline::Shard::ALL,
         ..first
     };
-    write_atomic(&ids_out, |w| ids.iter().try_for_each(|id| writeln!(w, "{id}")))?;
+    write_atomic(&ids_out, |w| {
+        ids.iter().try_for_each(|id| writeln!(w, "{id}"))
+    })?;
     write_atomic(&sidecar(&args.out, "skipped.csv"), |w| {
         writeln!(w, "path,reason")?;
         skipped.iter().try_for_each(|l| writeln!(w, "{l}"))
@@ -113,6 +131,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         writeln!(w)
     })?;
     write_atomic(&args.out, |w| embed_core::npy::write_f32(w, &all))?;
-    eprintln!("merged {} shards: {} × {} into {}", count, all.nrows(), all.ncols(), args.out.display());
+    eprintln!(
+        "merged {} shards: {} × {} into {}",
+        count,
+        all.nrows(),
+        all.ncols(),
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

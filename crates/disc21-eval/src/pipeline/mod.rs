@@ -65,7 +65,7 @@ pub enum PipelineError {
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     /// An image could not be used and `strict` is set.
-    #[error("{path}: {reason} (--strict: any unreadable image is an error)")]
+    #[error("{} (--strict: any unreadable image is an error)", describe(.path, .reason))]
     Strict {
         /// The image.
         path: PathBuf,
@@ -75,7 +75,7 @@ pub enum PipelineError {
     /// More images failed than the configured rate allows.
     #[error(
         "{failed} of {total} images could not be used, more than the allowed rate {max_rate} \
-         (first: {first_path}: {first_reason})"
+         (first: {})", describe(.first_path, .first_reason)
     )]
     TooManyFailures {
         /// Images that failed so far.
@@ -106,6 +106,12 @@ pub enum PipelineError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// `path: reason`, without repeating a path the reason already names.
+fn describe(path: &Path, reason: &str) -> String {
+    let p = path.display().to_string();
+    if reason.contains(&p) { reason.to_string() } else { format!("{p}: {reason}") }
 }
 
 /// Result alias of the pipeline.
