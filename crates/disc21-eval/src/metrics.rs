@@ -26,7 +26,11 @@ mod csv;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-pub use csv::{read_ground_truth, read_predictions, write_ground_truth, write_predictions};
+pub(crate) use csv::write_atomic as csv_write_atomic;
+pub use csv::{
+    parse_ground_truth, parse_predictions, read_ground_truth, read_predictions, write_ground_truth,
+    write_predictions,
+};
 
 /// The precision at which [`Metrics::recall_at_p90`] is taken.
 pub const P90: f64 = 0.9;

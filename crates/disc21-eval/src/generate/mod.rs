@@ -17,7 +17,7 @@
 //! ```
 
 mod draw;
-mod font;
+pub(crate) mod font;
 mod transform;
 
 use std::path::{Path, PathBuf};
