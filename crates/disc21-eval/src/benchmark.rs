@@ -30,9 +30,9 @@ pub enum BenchmarkError {
         what: &'static str,
         /// The model's name.
         model: String,
-        /// The pipeline's error.
+        /// The pipeline's error (boxed: it is large).
         #[source]
-        source: PipelineError,
+        source: Box<PipelineError>,
     },
     /// Building or searching the index failed.
     #[error("searching with {model}: {message}")]
@@ -278,7 +278,7 @@ fn extract(
             BenchmarkError::Extract {
                 what,
                 model: m.name.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
     let timing = ExtractTiming::from(images.len(), &out);
@@ -296,13 +296,16 @@ fn extract(
     Ok((out, timing))
 }
 
+/// Per query, `(reference row, score)` best first.
+type Hits = Vec<Vec<(usize, f32)>>;
+
 /// Searches the `k` best references of every query row.
 fn search(
     name: &str,
     refs: &Extraction,
     queries: &Array2<f32>,
     options: &RunOptions,
-) -> Result<(Vec<Vec<(usize, f32)>>, SearchTiming)> {
+) -> Result<(Hits, SearchTiming)> {
     let err = |message: String| BenchmarkError::Search {
         model: name.to_string(),
         message,

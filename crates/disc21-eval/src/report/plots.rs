@@ -87,6 +87,7 @@ pub(super) fn pr_curves(path: &Path, result: &BenchmarkResult) -> Result<()> {
 }
 
 /// Grouped bars: one group per label, one bar per model. `None` values are not drawn.
+#[allow(clippy::too_many_arguments)] // private helper; every argument is a plain chart setting
 fn grouped_bars(
     path: &Path,
     what: &'static str,
