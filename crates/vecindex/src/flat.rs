@@ -232,7 +232,14 @@ impl FlatIndex {
         self.search_blocked(queries, nq, k, qblock, rblock)
     }
 
-    fn search_blocked(&self, queries: &[f32], nq: usize, k: usize, qblock: usize, rblock: usize) -> Vec<Vec<Hit>> {
+    fn search_blocked(
+        &self,
+        queries: &[f32],
+        nq: usize,
+        k: usize,
+        qblock: usize,
+        rblock: usize,
+    ) -> Vec<Vec<Hit>> {
         let d = self.dim;
         let n = self.len();
         if n == 0 {
@@ -343,8 +350,12 @@ mod tests {
     #[test]
     fn blocked_search_equals_scan() {
         let (d, n, nq, k) = (7, 1000, 30, 12);
-        let data: Vec<f32> = (0..n * d).map(|i| ((i * 7919 % 97) as f32 / 97.0) - 0.5).collect();
-        let queries: Vec<f32> = (0..nq * d).map(|i| ((i * 104729 % 89) as f32 / 89.0) - 0.5).collect();
+        let data: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919 % 97) as f32 / 97.0) - 0.5)
+            .collect();
+        let queries: Vec<f32> = (0..nq * d)
+            .map(|i| ((i * 104729 % 89) as f32 / 89.0) - 0.5)
+            .collect();
         for metric in [Metric::InnerProduct, Metric::L2] {
             let ids: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
             let index = FlatIndex::from_vectors(d, metric, &ids, &data).unwrap();

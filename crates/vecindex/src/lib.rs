@@ -26,7 +26,7 @@ mod topk;
 
 pub use error::{Error, Result};
 pub use flat::FlatIndex;
-pub use hnsw::{HnswIndex, HnswParams};
+pub use hnsw::{HnswIndex, HnswParams, MAX_EF, MAX_M};
 pub use ids::IdMap;
 pub use persist::{IndexKind, peek_kind};
 
@@ -131,7 +131,7 @@ pub trait VectorIndex {
 
 /// Checks a row-major buffer against `dim`, and that every value is finite. Returns the row count.
 pub(crate) fn check_rows(data: &[f32], dim: usize) -> Result<usize> {
-    if dim == 0 || data.len() % dim != 0 {
+    if dim == 0 || !data.len().is_multiple_of(dim) {
         return Err(if dim == 0 {
             Error::InvalidDimension(0)
         } else {

@@ -38,10 +38,10 @@ impl TopK {
             row,
             score: score + 0.0,
         };
-        if let Some(bar) = &self.bar {
-            if best_first(&hit, bar) != Ordering::Less {
-                return;
-            }
+        if let Some(bar) = &self.bar
+            && best_first(&hit, bar) != Ordering::Less
+        {
+            return;
         }
         self.buf.push(hit);
         if self.buf.len() >= 2 * self.k.max(16) {
@@ -61,7 +61,7 @@ impl TopK {
             self.buf.truncate(self.k);
         }
         if self.buf.len() == self.k {
-            self.bar = self.buf.iter().copied().max_by(|a, b| best_first(a, b));
+            self.bar = self.buf.iter().copied().max_by(best_first);
         }
     }
 

@@ -10,25 +10,49 @@ use vecindex::{Error, FlatIndex, Metric, VectorIndex};
 /// Values either on a 1/8 grid (products and sums exact: many exact ties and duplicates) or
 /// continuous in [-1, 1].
 fn values(len: usize, grid: bool) -> impl Strategy<Value = Vec<f32>> {
-    let v = if grid { (-8i32..=8).prop_map(|i| i as f32 / 8.0).boxed() } else { (-1.0f32..1.0).boxed() };
+    let v = if grid {
+        (-8i32..=8).prop_map(|i| i as f32 / 8.0).boxed()
+    } else {
+        (-1.0f32..1.0).boxed()
+    };
     proptest::collection::vec(v, len)
 }
 
-fn case() -> impl Strategy<Value = (usize, usize, usize, usize, bool, Vec<f32>, Vec<f32>, Vec<usize>, Vec<usize>)> {
-    (1usize..17, 0usize..70, 1usize..20, 1usize..90, any::<bool>()).prop_flat_map(|(d, n, nq, k, grid)| {
-        (
-            Just(d),
-            Just(n),
-            Just(nq),
-            Just(k),
-            Just(grid),
-            values(n * d, grid),
-            values(nq * d, grid),
-            // Rows to overwrite with a copy of another row (duplicates) and rows to zero.
-            proptest::collection::vec(0usize..1000, 0..6),
-            proptest::collection::vec(0usize..1000, 0..4),
-        )
-    })
+/// (d, n, nq, k, grid, data, queries, duplicate pairs, zeroed rows).
+type Case = (
+    usize,
+    usize,
+    usize,
+    usize,
+    bool,
+    Vec<f32>,
+    Vec<f32>,
+    Vec<usize>,
+    Vec<usize>,
+);
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        1usize..17,
+        0usize..70,
+        1usize..20,
+        1usize..90,
+        any::<bool>(),
+    )
+        .prop_flat_map(|(d, n, nq, k, grid)| {
+            (
+                Just(d),
+                Just(n),
+                Just(nq),
+                Just(k),
+                Just(grid),
+                values(n * d, grid),
+                values(nq * d, grid),
+                // Rows to overwrite with a copy of another row (duplicates) and rows to zero.
+                proptest::collection::vec(0usize..1000, 0..6),
+                proptest::collection::vec(0usize..1000, 0..4),
+            )
+        })
 }
 
 proptest! {
@@ -73,17 +97,52 @@ proptest! {
 #[test]
 fn errors_are_typed() {
     let mut index = FlatIndex::new(3, Metric::InnerProduct).unwrap();
-    index.add(&["a", "b"], &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).unwrap();
-    assert!(matches!(index.search(&[1.0, 0.0, 0.0], 0), Err(Error::ZeroK)));
-    assert!(matches!(index.search_one(&[1.0, 0.0], 1), Err(Error::DimensionMismatch { expected: 3, got: 2 })));
-    assert!(matches!(index.search(&[1.0, 0.0, 0.0, 1.0], 1), Err(Error::RaggedInput { .. })));
-    assert!(matches!(index.search(&[f32::NAN, 0.0, 0.0], 1), Err(Error::NonFinite { row: 0 })));
-    assert!(matches!(index.add(&["c"], &[0.0, f32::INFINITY, 0.0]), Err(Error::NonFinite { row: 0 })));
-    assert!(matches!(index.add(&["a"], &[0.0, 0.0, 1.0]), Err(Error::DuplicateId(_))));
-    assert!(matches!(index.add(&["c", "c"], &[0.0; 6]), Err(Error::DuplicateId(_))));
-    assert!(matches!(index.add(&["x\ny"], &[0.0; 3]), Err(Error::InvalidId(_))));
-    assert!(matches!(index.add(&["c"], &[0.0; 6]), Err(Error::IdCountMismatch { ids: 1, vectors: 2 })));
-    assert!(matches!(FlatIndex::new(0, Metric::L2), Err(Error::InvalidDimension(0))));
+    index
+        .add(&["a", "b"], &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+        .unwrap();
+    assert!(matches!(
+        index.search(&[1.0, 0.0, 0.0], 0),
+        Err(Error::ZeroK)
+    ));
+    assert!(matches!(
+        index.search_one(&[1.0, 0.0], 1),
+        Err(Error::DimensionMismatch {
+            expected: 3,
+            got: 2
+        })
+    ));
+    assert!(matches!(
+        index.search(&[1.0, 0.0, 0.0, 1.0], 1),
+        Err(Error::RaggedInput { .. })
+    ));
+    assert!(matches!(
+        index.search(&[f32::NAN, 0.0, 0.0], 1),
+        Err(Error::NonFinite { row: 0 })
+    ));
+    assert!(matches!(
+        index.add(&["c"], &[0.0, f32::INFINITY, 0.0]),
+        Err(Error::NonFinite { row: 0 })
+    ));
+    assert!(matches!(
+        index.add(&["a"], &[0.0, 0.0, 1.0]),
+        Err(Error::DuplicateId(_))
+    ));
+    assert!(matches!(
+        index.add(&["c", "c"], &[0.0; 6]),
+        Err(Error::DuplicateId(_))
+    ));
+    assert!(matches!(
+        index.add(&["x\ny"], &[0.0; 3]),
+        Err(Error::InvalidId(_))
+    ));
+    assert!(matches!(
+        index.add(&["c"], &[0.0; 6]),
+        Err(Error::IdCountMismatch { ids: 1, vectors: 2 })
+    ));
+    assert!(matches!(
+        FlatIndex::new(0, Metric::L2),
+        Err(Error::InvalidDimension(0))
+    ));
     // Failed adds left nothing behind.
     assert_eq!(index.len(), 2);
     let hits = index.search(&[0.0, 2.0, 0.0], 5).unwrap();

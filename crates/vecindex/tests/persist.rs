@@ -7,7 +7,9 @@ use std::path::Path;
 
 use common::*;
 use proptest::prelude::*;
-use vecindex::{Error, FlatIndex, HnswIndex, HnswParams, IndexKind, Metric, VectorIndex, peek_kind};
+use vecindex::{
+    Error, FlatIndex, HnswIndex, HnswParams, IndexKind, Metric, VectorIndex, peek_kind,
+};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
@@ -45,7 +47,16 @@ fn assert_damage_detected(good: &Path, load: impl Fn(&Path) -> Result<(), Error>
         std::fs::write(&bad, &b).unwrap();
         assert!(load(&bad).is_err(), "flipped byte {pos} went unnoticed");
     }
-    for len in [0, 7, 8, 30, 60, bytes.len() / 2, bytes.len() - 4, bytes.len() - 1] {
+    for len in [
+        0,
+        7,
+        8,
+        30,
+        60,
+        bytes.len() / 2,
+        bytes.len() - 4,
+        bytes.len() - 1,
+    ] {
         std::fs::write(&bad, &bytes[..len]).unwrap();
         assert!(load(&bad).is_err(), "truncation to {len} went unnoticed");
     }
@@ -58,14 +69,28 @@ fn damaged_flat_files_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flat.vix");
     let (n, d) = (20, 6);
-    let index = FlatIndex::from_vectors(d, Metric::L2, &ids(n), &clustered(n, d, 2, 0.3, 5)).unwrap().with_model_id("m");
+    let index = FlatIndex::from_vectors(d, Metric::L2, &ids(n), &clustered(n, d, 2, 0.3, 5))
+        .unwrap()
+        .with_model_id("m");
     index.save(&path).unwrap();
     assert_damage_detected(&path, |p| FlatIndex::load(p).map(|_| ()));
-    assert!(matches!(HnswIndex::load(&path), Err(Error::Format { .. })), "a flat file is not an HNSW file");
-    assert!(matches!(FlatIndex::load(&path).unwrap().check_model_id("other"), Err(Error::ModelMismatch { .. })));
+    assert!(
+        matches!(HnswIndex::load(&path), Err(Error::Format { .. })),
+        "a flat file is not an HNSW file"
+    );
+    assert!(matches!(
+        FlatIndex::load(&path).unwrap().check_model_id("other"),
+        Err(Error::ModelMismatch { .. })
+    ));
     // No temporary files are left behind.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(names.iter().all(|n| !n.to_string_lossy().contains(".tmp.")), "{names:?}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.to_string_lossy().contains(".tmp.")),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -74,17 +99,30 @@ fn hnsw_save_load_identical_and_damage_detected() {
     let path = dir.path().join("hnsw.vix");
     let (n, d) = (400, 16);
     let data = clustered(n, d, 8, 0.2, 9);
-    let params = HnswParams { m: 12, ef_construction: 64, ef_search: 40, seed: 3 };
-    let index = HnswIndex::build(d, Metric::InnerProduct, params, &ids(n), &data).unwrap().with_model_id("facebook/dinov2-base");
+    let params = HnswParams {
+        m: 12,
+        ef_construction: 64,
+        ef_search: 40,
+        seed: 3,
+    };
+    let index = HnswIndex::build(d, Metric::InnerProduct, params, &ids(n), &data)
+        .unwrap()
+        .with_model_id("facebook/dinov2-base");
     index.save(&path).unwrap();
     assert_eq!(peek_kind(&path).unwrap(), IndexKind::Hnsw);
     let back = HnswIndex::load(&path).unwrap();
-    assert_eq!((back.dim(), back.len(), back.metric(), *back.params()), (d, n, Metric::InnerProduct, params));
+    assert_eq!(
+        (back.dim(), back.len(), back.metric(), *back.params()),
+        (d, n, Metric::InnerProduct, params)
+    );
     assert_eq!(back.model_id(), "facebook/dinov2-base");
     assert_eq!(back.ids(), index.ids());
     let q = clustered(50, d, 8, 0.2, 10);
     assert_eq!(back.search(&q, 10).unwrap(), index.search(&q, 10).unwrap());
-    assert_eq!(back.search_with_ef(&q, 5, 200).unwrap(), index.search_with_ef(&q, 5, 200).unwrap());
+    assert_eq!(
+        back.search_with_ef(&q, 5, 200).unwrap(),
+        index.search_with_ef(&q, 5, 200).unwrap()
+    );
     assert_damage_detected(&path, |p| HnswIndex::load(p).map(|_| ()));
     assert!(matches!(FlatIndex::load(&path), Err(Error::Format { .. })));
 }
@@ -94,10 +132,32 @@ fn hnsw_save_load_identical_and_damage_detected() {
 fn lying_headers_with_valid_checksums_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let flat = dir.path().join("f.vix");
-    FlatIndex::from_vectors(4, Metric::InnerProduct, &ids(10), &clustered(10, 4, 2, 0.3, 1)).unwrap().save(&flat).unwrap();
+    FlatIndex::from_vectors(
+        4,
+        Metric::InnerProduct,
+        &ids(10),
+        &clustered(10, 4, 2, 0.3, 1),
+    )
+    .unwrap()
+    .save(&flat)
+    .unwrap();
     let hnsw = dir.path().join("h.vix");
-    let params = HnswParams { m: 8, ef_construction: 20, ef_search: 10, seed: 0 };
-    HnswIndex::build(4, Metric::L2, params, &ids(30), &clustered(30, 4, 2, 0.3, 2)).unwrap().save(&hnsw).unwrap();
+    let params = HnswParams {
+        m: 8,
+        ef_construction: 20,
+        ef_search: 10,
+        seed: 0,
+    };
+    HnswIndex::build(
+        4,
+        Metric::L2,
+        params,
+        &ids(30),
+        &clustered(30, 4, 2, 0.3, 2),
+    )
+    .unwrap()
+    .save(&hnsw)
+    .unwrap();
     let bad = dir.path().join("bad.vix");
     let patched = |src: &Path, at: usize, val: &[u8]| {
         let mut b = std::fs::read(src).unwrap();
@@ -125,7 +185,13 @@ fn lying_headers_with_valid_checksums_are_errors() {
         patched(&flat, *at, val);
         assert!(FlatIndex::load(&bad).is_err(), "flat: {name}");
     }
-    for (name, at, val) in fields.iter().chain([("M 9", 28, 9u32.to_le_bytes().to_vec()), ("count 29", 20, 29u64.to_le_bytes().to_vec())].iter()) {
+    for (name, at, val) in fields.iter().chain(
+        [
+            ("M 9", 28, 9u32.to_le_bytes().to_vec()),
+            ("count 29", 20, 29u64.to_le_bytes().to_vec()),
+        ]
+        .iter(),
+    ) {
         patched(&hnsw, *at, val);
         assert!(HnswIndex::load(&bad).is_err(), "hnsw: {name}");
     }
@@ -137,7 +203,11 @@ fn crc32(b: &[u8]) -> u32 {
     for &byte in b {
         crc ^= byte as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

@@ -9,7 +9,11 @@ use vecindex::{Hit, Metric};
 /// The project's Python (`<workspace>/.venv/bin/python`); fails loudly when missing.
 pub fn python() -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(p.exists(), "{} is missing: create the project venv (scripts/setup.sh) to run the FAISS comparisons", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: create the project venv (scripts/setup.sh) to run the FAISS comparisons",
+        p.display()
+    );
     p
 }
 
@@ -26,21 +30,39 @@ pub fn write_f32(path: &std::path::Path, v: &[f32]) {
 
 /// Reads raw little-endian f32.
 pub fn read_f32(path: &std::path::Path) -> Vec<f32> {
-    std::fs::read(path).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// Reads raw little-endian i64.
 pub fn read_i64(path: &std::path::Path) -> Vec<i64> {
-    std::fs::read(path).unwrap().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 /// Exact search by the definition: every pair scored in f64 (-0 counted as 0), sorted by score
 /// then row.
-pub fn naive(data: &[f32], queries: &[f32], dim: usize, metric: Metric, k: usize) -> Vec<Vec<(usize, f64)>> {
+pub fn naive(
+    data: &[f32],
+    queries: &[f32],
+    dim: usize,
+    metric: Metric,
+    k: usize,
+) -> Vec<Vec<(usize, f64)>> {
     queries
         .chunks_exact(dim)
         .map(|q| {
-            let mut all: Vec<(usize, f64)> = data.chunks_exact(dim).enumerate().map(|(i, v)| (i, naive_score(q, v, metric) + 0.0)).collect();
+            let mut all: Vec<(usize, f64)> = data
+                .chunks_exact(dim)
+                .enumerate()
+                .map(|(i, v)| (i, naive_score(q, v, metric) + 0.0))
+                .collect();
             all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             all.truncate(k);
             all
@@ -51,25 +73,56 @@ pub fn naive(data: &[f32], queries: &[f32], dim: usize, metric: Metric, k: usize
 pub fn naive_score(q: &[f32], v: &[f32], metric: Metric) -> f64 {
     match metric {
         Metric::InnerProduct => q.iter().zip(v).map(|(a, b)| *a as f64 * *b as f64).sum(),
-        Metric::L2 => -q.iter().zip(v).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>(),
+        Metric::L2 => -q
+            .iter()
+            .zip(v)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum::<f64>(),
     }
 }
 
 /// Checks `got` against the naive answer: same length, scores within `tol`, and every returned
 /// row's true score within `tol` of the naive score at that rank (ids equal up to ties).
-pub fn assert_matches_naive(got: &[Hit], want: &[(usize, f64)], data: &[f32], q: &[f32], dim: usize, metric: Metric, tol: f64) {
+pub fn assert_matches_naive(
+    got: &[Hit],
+    want: &[(usize, f64)],
+    data: &[f32],
+    q: &[f32],
+    dim: usize,
+    metric: Metric,
+    tol: f64,
+) {
     assert_eq!(got.len(), want.len(), "result length");
     let mut rows = std::collections::HashSet::new();
     for (g, w) in got.iter().zip(want) {
         assert!(rows.insert(g.row), "row {} returned twice", g.row);
-        assert!((g.score as f64 - w.1).abs() <= tol, "score {} vs naive {} (row {} vs {})", g.score, w.1, g.row, w.0);
+        assert!(
+            (g.score as f64 - w.1).abs() <= tol,
+            "score {} vs naive {} (row {} vs {})",
+            g.score,
+            w.1,
+            g.row,
+            w.0
+        );
         let true_score = naive_score(q, &data[g.row * dim..(g.row + 1) * dim], metric);
-        assert!((true_score - w.1).abs() <= tol, "row {} (score {true_score}) at a rank where naive has row {} ({})", g.row, w.0, w.1);
+        assert!(
+            (true_score - w.1).abs() <= tol,
+            "row {} (score {true_score}) at a rank where naive has row {} ({})",
+            g.row,
+            w.0,
+            w.1
+        );
     }
     for pair in got.windows(2) {
-        assert!(pair[0].score.total_cmp(&pair[1].score).is_ge(), "not sorted");
+        assert!(
+            pair[0].score.total_cmp(&pair[1].score).is_ge(),
+            "not sorted"
+        );
         if pair[0].score == pair[1].score {
-            assert!(pair[0].row < pair[1].row, "tie not broken by insertion order");
+            assert!(
+                pair[0].row < pair[1].row,
+                "tie not broken by insertion order"
+            );
         }
     }
 }
@@ -84,7 +137,9 @@ pub fn clustered(n: usize, dim: usize, clusters: usize, sigma: f32, seed: u64) -
         let u2: f32 = rng.r#gen();
         (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
     };
-    let centres: Vec<Vec<f32>> = (0..clusters).map(|_| normalise((0..dim).map(|_| gauss(&mut rng)).collect())).collect();
+    let centres: Vec<Vec<f32>> = (0..clusters)
+        .map(|_| normalise((0..dim).map(|_| gauss(&mut rng)).collect()))
+        .collect();
     let mut out = Vec::with_capacity(n * dim);
     for _ in 0..n {
         let c = &centres[rng.gen_range(0..clusters)];

@@ -1,0 +1,128 @@
+//! HNSW build time, recall@10 against exact search, and queries/s over `ef_search`, on a data set
+//! written by `scripts/bench_vecindex.py gen` (`base.npy`, `queries.npy`). Prints a table;
+//! `scripts/bench_vecindex.sh` runs it next to faiss `IndexHNSWFlat` and hnswlib.
+//!
+//! `VECINDEX_BENCH_DATA=DIR cargo bench -p image-sim-benches --bench hnsw_search`
+//! (env: `VECINDEX_BENCH_M`, `VECINDEX_BENCH_EFC` (defaults: `HnswParams::default()`),
+//! `VECINDEX_BENCH_EFS` = "16,32,64,128,256", `VECINDEX_BENCH_SELF` = 10000 points checked
+//! for self-retrieval).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use vecindex::{FlatIndex, HnswIndex, HnswParams, Metric, VectorIndex};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn load(path: &std::path::Path) -> (Vec<f32>, usize, usize) {
+    let a = embed_core::npy::read_f32_file(path).unwrap();
+    let (n, d) = (a.shape()[0], a.shape()[1]);
+    (a.iter().copied().collect(), n, d)
+}
+
+fn main() {
+    let Ok(dir) = std::env::var("VECINDEX_BENCH_DATA") else {
+        eprintln!(
+            "set VECINDEX_BENCH_DATA to a folder made by `scripts/bench_vecindex.py gen`; skipping"
+        );
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let (base, n, d) = load(&dir.join("base.npy"));
+    let (queries, nq, _) = load(&dir.join("queries.npy"));
+    let k = 10;
+    let defaults = HnswParams::default();
+    let params = HnswParams {
+        m: env("VECINDEX_BENCH_M", defaults.m),
+        ef_construction: env("VECINDEX_BENCH_EFC", defaults.ef_construction),
+        ..defaults
+    };
+    let efs: Vec<usize> = std::env::var("VECINDEX_BENCH_EFS")
+        .unwrap_or_else(|_| "16,32,64,128,256".into())
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let ids: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    let threads = rayon::current_num_threads();
+
+    let flat = FlatIndex::from_vectors(d, Metric::InnerProduct, &ids, &base).unwrap();
+    let exact = flat.search(&queries, k).unwrap();
+
+    let t = Instant::now();
+    let index = HnswIndex::build(d, Metric::InnerProduct, params, &ids, &base).unwrap();
+    let build = t.elapsed().as_secs_f64();
+    println!(
+        "vecindex HnswIndex (hnsw_rs): n = {n}, d = {d}, nq = {nq}, M = {}, ef_construction = {}, threads = {threads}",
+        params.m, params.ef_construction
+    );
+    println!("build: {build:.1} s");
+    println!("| ef_search | recall@{k} | queries/s | ms/query (1 thread equiv.) |");
+    println!("|---|---|---|---|");
+    for &ef in &efs {
+        let _ = index
+            .search_with_ef(&queries[..d * nq.min(50)], k, ef)
+            .unwrap();
+        let mut best = f64::INFINITY;
+        let mut res = Vec::new();
+        for _ in 0..2 {
+            let t = Instant::now();
+            res = index.search_with_ef(&queries, k, ef).unwrap();
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        let mut found = 0;
+        for (e, a) in exact.iter().zip(&res) {
+            found += e
+                .iter()
+                .filter(|h| a.iter().any(|x| x.row == h.row))
+                .count();
+        }
+        let recall = found as f64 / (nq * k) as f64;
+        let qps = nq as f64 / best;
+        println!(
+            "| {ef} | {recall:.4} | {qps:.0} | {:.3} |",
+            1e3 * threads as f64 / qps
+        );
+    }
+    // Self-retrieval on a sample of the inserted points (all of them when the sample covers n).
+    let m = env("VECINDEX_BENCH_SELF", 10_000).min(n);
+    let step = (n / m.max(1)).max(1);
+    let rows: Vec<usize> = (0..n).step_by(step).take(m).collect();
+    let sample: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| base[r * d..(r + 1) * d].iter().copied())
+        .collect();
+    let hits = index.search_with_ef(&sample, 1, params.ef_search).unwrap();
+    let lost = rows
+        .iter()
+        .zip(&hits)
+        .filter(|(r, h)| {
+            h.is_empty()
+                || h[0].row != **r
+                    && base[h[0].row * d..(h[0].row + 1) * d] != base[**r * d..(**r + 1) * d]
+        })
+        .count();
+    println!(
+        "self-retrieval (ef = {}): {lost} of {} sampled points do not find themselves",
+        params.ef_search,
+        rows.len()
+    );
+    let path = dir.join("bench_hnsw.vix");
+    let t = Instant::now();
+    index.save(&path).unwrap();
+    let save = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let back = HnswIndex::load(&path).unwrap();
+    println!(
+        "save {save:.1} s, load {:.1} s, file {:.0} MB",
+        t.elapsed().as_secs_f64(),
+        std::fs::metadata(&path).unwrap().len() as f64 / 1e6
+    );
+    assert_eq!(back.len(), n);
+    let _ = std::fs::remove_file(&path);
+}

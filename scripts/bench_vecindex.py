@@ -1,0 +1,160 @@
+"""FAISS / hnswlib side of the vecindex benchmarks (see scripts/bench_vecindex.sh).
+
+  gen DIR --n N --nq Q --d D [--clusters C] [--seed S]   clustered unit vectors -> DIR/{base,queries}.npy
+  flat [--n N --nq Q --d D --k K]                         faiss IndexFlatIP/L2 batched + single-query
+  hnsw DIR [--m M --efc EFC --efs 16,32,...]              faiss IndexHNSWFlat and hnswlib: build, recall, QPS
+
+Threads: FAISS_THREADS (default 2) for faiss (OpenMP) and hnswlib.
+"""
+import argparse
+import os
+import time
+
+import faiss
+import numpy as np
+
+THREADS = int(os.environ.get("FAISS_THREADS", "2"))
+faiss.omp_set_num_threads(THREADS)
+
+
+def unit(x):
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    n[n == 0] = 1
+    return (x / n).astype("float32")
+
+
+def gen(a):
+    rng = np.random.default_rng(a.seed)
+    centres = unit(rng.standard_normal((a.clusters, a.d), dtype=np.float32))
+    sigma = a.spread / np.sqrt(a.d)
+
+    def draw(n):
+        out = np.empty((n, a.d), dtype="float32")
+        for s in range(0, n, 10000):
+            m = min(10000, n - s)
+            c = centres[rng.integers(0, a.clusters, m)]
+            out[s:s + m] = unit(c + sigma * rng.standard_normal((m, a.d), dtype=np.float32))
+        return out
+
+    os.makedirs(a.dir, exist_ok=True)
+    np.save(os.path.join(a.dir, "base.npy"), draw(a.n))
+    np.save(os.path.join(a.dir, "queries.npy"), draw(a.nq))
+    print(f"wrote {a.n} base + {a.nq} query unit vectors, d = {a.d}, {a.clusters} clusters, "
+          f"noise norm ~ {a.spread}, seed {a.seed} -> {a.dir}")
+
+
+def flat(a):
+    rng = np.random.default_rng(1)
+    x = unit(rng.uniform(-1, 1, (a.n, a.d)).astype("float32"))
+    q = unit(rng.uniform(-1, 1, (a.nq, a.d)).astype("float32"))
+    print(f"faiss {faiss.__version__} IndexFlat: n = {a.n}, nq = {a.nq}, d = {a.d}, k = {a.k}, threads = {THREADS}")
+    print(f"| metric | batched {a.nq} queries (best of 3) | queries/s | GFLOP/s | single query (median of 100) |")
+    print("|---|---|---|---|---|")
+    for name, cls in [("ip", faiss.IndexFlatIP), ("l2", faiss.IndexFlatL2)]:
+        index = cls(a.d)
+        index.add(x)
+        index.search(q[:8], a.k)
+        best = min(timed(lambda: index.search(q, a.k)) for _ in range(3))
+        lat = sorted(timed(lambda i=i: index.search(q[i:i + 1], a.k)) for i in range(100))
+        gflops = 2 * a.nq * a.n * a.d / best / 1e9
+        print(f"| {name} | {best:.3f} s | {a.nq / best:.0f} | {gflops:.0f} | {lat[50] * 1e3:.2f} ms |")
+
+
+def timed(f):
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def recall(found, exact):
+    return np.mean([len(set(f) & set(e)) / len(e) for f, e in zip(found, exact)])
+
+
+def hnsw(a):
+    x = np.load(os.path.join(a.dir, "base.npy"))
+    q = np.load(os.path.join(a.dir, "queries.npy"))
+    n, d = x.shape
+    k = 10
+    exact_index = faiss.IndexFlatIP(d)
+    exact_index.add(x)
+    _, exact = exact_index.search(q, k)
+    efs = [int(e) for e in a.efs.split(",")]
+
+    index = faiss.IndexHNSWFlat(d, a.m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = a.efc
+    t = time.perf_counter()
+    index.add(x)
+    build = time.perf_counter() - t
+    print(f"faiss {faiss.__version__} IndexHNSWFlat: n = {n}, d = {d}, nq = {len(q)}, M = {a.m}, "
+          f"efConstruction = {a.efc}, threads = {THREADS}")
+    print(f"build: {build:.1f} s")
+    table(lambda ef: search_faiss(index, q, k, ef), efs, exact, len(q))
+
+    try:
+        import hnswlib
+    except ImportError:
+        print("hnswlib not installed; skipped")
+        return
+    index = hnswlib.Index(space="ip", dim=d)
+    index.init_index(max_elements=n, M=a.m, ef_construction=a.efc, random_seed=100)
+    index.set_num_threads(THREADS)
+    t = time.perf_counter()
+    index.add_items(x, np.arange(n))
+    build = time.perf_counter() - t
+    print(f"hnswlib {hnswlib.__version__ if hasattr(hnswlib, '__version__') else ''}: M = {a.m}, "
+          f"ef_construction = {a.efc}, threads = {THREADS}")
+    print(f"build: {build:.1f} s")
+
+    def search_hnswlib(ef):
+        index.set_ef(max(ef, k))
+        return index.knn_query(q, k=k)[0]
+
+    table(search_hnswlib, efs, exact, len(q))
+
+
+def search_faiss(index, q, k, ef):
+    index.hnsw.efSearch = ef
+    return index.search(q, k)[1]
+
+
+def table(search, efs, exact, nq):
+    print("| ef_search | recall@10 | queries/s | ms/query (1 thread equiv.) |")
+    print("|---|---|---|---|")
+    for ef in efs:
+        search(ef)
+        best, found = float("inf"), None
+        for _ in range(2):
+            t = time.perf_counter()
+            found = search(ef)
+            best = min(best, time.perf_counter() - t)
+        qps = nq / best
+        print(f"| {ef} | {recall(found, exact):.4f} | {qps:.0f} | {1e3 * THREADS / qps:.3f} |")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("gen")
+    g.add_argument("dir")
+    g.add_argument("--n", type=int, default=100_000)
+    g.add_argument("--nq", type=int, default=1000)
+    g.add_argument("--d", type=int, default=768)
+    g.add_argument("--clusters", type=int, default=1000)
+    g.add_argument("--spread", type=float, default=0.75)
+    g.add_argument("--seed", type=int, default=0)
+    f = sub.add_parser("flat")
+    f.add_argument("--n", type=int, default=100_000)
+    f.add_argument("--nq", type=int, default=1000)
+    f.add_argument("--d", type=int, default=768)
+    f.add_argument("--k", type=int, default=10)
+    h = sub.add_parser("hnsw")
+    h.add_argument("dir")
+    h.add_argument("--m", type=int, default=32)
+    h.add_argument("--efc", type=int, default=200)
+    h.add_argument("--efs", default="16,32,64,128,256")
+    a = p.parse_args()
+    {"gen": gen, "flat": flat, "hnsw": hnsw}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
