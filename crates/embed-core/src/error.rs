@@ -65,9 +65,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// The model failed (errors of the backend, e.g. libtorch).
-    #[error("model error: {0}")]
-    Model(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The model failed (errors of the backend, e.g. libtorch). Displays as the backend's error.
+    #[error(transparent)]
+    Model(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 fn path_prefix(path: &Option<PathBuf>) -> String {
