@@ -8,5 +8,8 @@ else
     # shellcheck disable=SC1091
     . "$_root/.venv/bin/activate"
     export LIBTORCH_USE_PYTORCH=1
+    # Binaries cargo builds find libtorch through a RUNPATH relative to target/; doctests run
+    # from a temporary folder, so they need the search path too.
+    export LD_LIBRARY_PATH="$_root/.venv/torch-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 unset _root
