@@ -8,6 +8,8 @@
 //!   NaN/Inf rejected, each error naming the key;
 //! - [`hub`]: finding a checkpoint folder from a path or a model id in the local Hugging Face
 //!   cache;
+//! - `download` (feature `download`, on by default): fetching a checkpoint from the Hugging Face
+//!   hub into the local cache;
 //! - [`device`]: device (`cpu`, `cuda`, `cuda:N`, `auto`) and precision (`f32`, `f16`, `bf16`);
 //! - [`TorchEmbedder`]: the device-resident extension of [`embed_core::Embedder`].
 //!
@@ -23,6 +25,8 @@
 pub mod config;
 mod cuda_link;
 pub mod device;
+#[cfg(feature = "download")]
+pub mod download;
 pub mod embedder;
 pub mod error;
 #[cfg(feature = "fixtures")]
