@@ -134,7 +134,11 @@ impl AtomicFile {
             .map_err(|e| io_err(&self.tmp)(e.into_error()))?;
         file.sync_all().map_err(io_err(&self.tmp))?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.target).map_err(io_err(&self.target))?;
+        if let Err(e) = std::fs::rename(&self.tmp, &self.target) {
+            // `out` is already taken, so Drop would not remove the temporary file.
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(io_err(&self.target)(e));
+        }
         // Make the rename durable too (best effort: not every platform can open directories).
         if let Some(dir) = self.target.parent() {
             let dir = if dir.as_os_str().is_empty() {
