@@ -46,14 +46,22 @@ pub struct SearchOptions {
 
 impl Default for SearchOptions {
     fn default() -> Self {
-        Self { device: Device::Cpu, kind: Kind::Float, query_chunk: 4096, ref_chunk: 65_536 }
+        Self {
+            device: Device::Cpu,
+            kind: Kind::Float,
+            query_chunk: 4096,
+            ref_chunk: 65_536,
+        }
     }
 }
 
 impl SearchOptions {
     /// Defaults on `device`.
     pub fn on(device: Device) -> Self {
-        Self { device, ..Self::default() }
+        Self {
+            device,
+            ..Self::default()
+        }
     }
 }
 
@@ -83,8 +91,13 @@ impl TopK {
 fn to_tensor(rows: ArrayView2<'_, f32>, device: Device, kind: Kind) -> Result<Tensor, SearchError> {
     let (n, d) = rows.dim();
     let std = rows.as_standard_layout();
-    let data = std.as_slice().ok_or_else(|| SearchError::Invalid("non-contiguous rows".into()))?;
-    Ok(Tensor::f_from_slice(data)?.f_view([n as i64, d as i64])?.f_to_device(device)?.f_to_kind(kind)?)
+    let data = std
+        .as_slice()
+        .ok_or_else(|| SearchError::Invalid("non-contiguous rows".into()))?;
+    Ok(Tensor::f_from_slice(data)?
+        .f_view([n as i64, d as i64])?
+        .f_to_device(device)?
+        .f_to_kind(kind)?)
 }
 
 /// Searches `queries` (`nq × d`) against `references` (`nr × d`) exactly, returning the
@@ -98,23 +111,43 @@ pub fn search(
     let (nq, d) = queries.dim();
     let (nr, dr) = references.dim();
     if d != dr {
-        return Err(SearchError::Invalid(format!("queries have dimension {d}, references {dr}")));
+        return Err(SearchError::Invalid(format!(
+            "queries have dimension {d}, references {dr}"
+        )));
     }
     if k == 0 {
         return Err(SearchError::Invalid("k must be at least 1".into()));
     }
     if options.query_chunk == 0 || options.ref_chunk == 0 {
-        return Err(SearchError::Invalid("chunk sizes must be at least 1".into()));
+        return Err(SearchError::Invalid(
+            "chunk sizes must be at least 1".into(),
+        ));
     }
-    if let Some(q) = queries.rows().into_iter().position(|r| r.iter().any(|v| !v.is_finite())) {
-        return Err(SearchError::Invalid(format!("query {q} has a NaN or infinite value")));
+    if let Some(q) = queries
+        .rows()
+        .into_iter()
+        .position(|r| r.iter().any(|v| !v.is_finite()))
+    {
+        return Err(SearchError::Invalid(format!(
+            "query {q} has a NaN or infinite value"
+        )));
     }
-    if let Some(r) = references.rows().into_iter().position(|r| r.iter().any(|v| !v.is_finite())) {
-        return Err(SearchError::Invalid(format!("reference {r} has a NaN or infinite value")));
+    if let Some(r) = references
+        .rows()
+        .into_iter()
+        .position(|r| r.iter().any(|v| !v.is_finite()))
+    {
+        return Err(SearchError::Invalid(format!(
+            "reference {r} has a NaN or infinite value"
+        )));
     }
     let k = k.min(nr);
     if k == 0 || nq == 0 {
-        return Ok(TopK { k, indices: Vec::new(), scores: Vec::new() });
+        return Ok(TopK {
+            k,
+            indices: Vec::new(),
+            scores: Vec::new(),
+        });
     }
     let _guard = tch::no_grad_guard();
     let (dev, kind) = (options.device, options.kind);
@@ -144,14 +177,17 @@ pub fn search(
                 Some((bv, bi)) => {
                     let v = Tensor::f_cat(&[bv, v], 1)?;
                     let i = Tensor::f_cat(&[bi, i], 1)?;
-                    let (tv, pos) = v.f_topk(k as i64, 1, true, true)?;
+                    let (tv, pos) = v.f_topk((k as i64).min(v.size()[1]), 1, true, true)?;
                     (tv, i.f_gather(1, &pos, false)?)
                 }
             });
         }
         let Some((v, i)) = best else { break };
         let v = v.f_to_device(Device::Cpu)?.f_contiguous()?;
-        let i = i.f_to_device(Device::Cpu)?.f_to_kind(Kind::Int64)?.f_contiguous()?;
+        let i = i
+            .f_to_device(Device::Cpu)?
+            .f_to_kind(Kind::Int64)?
+            .f_contiguous()?;
         let rows = qe - qs;
         let mut vb = vec![0f32; rows * k];
         let mut ib = vec![0i64; rows * k];
@@ -185,8 +221,12 @@ mod tests {
         q.rows()
             .into_iter()
             .map(|qr| {
-                let mut s: Vec<(i64, f32)> =
-                    r.rows().into_iter().enumerate().map(|(i, rr)| (i as i64, qr.dot(&rr))).collect();
+                let mut s: Vec<(i64, f32)> = r
+                    .rows()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, rr)| (i as i64, qr.dot(&rr)))
+                    .collect();
                 s.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 s.truncate(k);
                 s
@@ -206,7 +246,11 @@ mod tests {
         ] {
             let q = random(nq, d, &mut rng);
             let r = random(nr, d, &mut rng);
-            let opts = SearchOptions { query_chunk: qc, ref_chunk: rc, ..SearchOptions::default() };
+            let opts = SearchOptions {
+                query_chunk: qc,
+                ref_chunk: rc,
+                ..SearchOptions::default()
+            };
             let top = search(q.view(), r.view(), k, &opts).unwrap();
             let want = naive(&q, &r, k);
             assert_eq!(top.k, k.min(nr));
@@ -217,7 +261,11 @@ mod tests {
                 let exp: Vec<i64> = w.iter().map(|p| p.0).collect();
                 assert_eq!(got, exp, "seed {seed}, query {qi}, case {nq}x{nr}x{d} k{k}");
                 for (a, b) in sc.iter().zip(w) {
-                    assert!((a - b.1).abs() <= 1e-4 * (1.0 + b.1.abs()), "{a} vs {}", b.1);
+                    assert!(
+                        (a - b.1).abs() <= 1e-4 * (1.0 + b.1.abs()),
+                        "{a} vs {}",
+                        b.1
+                    );
                 }
             }
         }

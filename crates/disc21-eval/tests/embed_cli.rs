@@ -21,7 +21,8 @@ fn make_images(dir: &Path, n: usize) {
         let img = image::RgbImage::from_fn(w, h, |x, y| {
             image::Rgb([s.wrapping_add(x as u8), (y * 3) as u8, (x * y) as u8])
         });
-        img.save_with_format(dir.join(format!("R{i:06}.png")), image::ImageFormat::Png).unwrap();
+        img.save_with_format(dir.join(format!("R{i:06}.png")), image::ImageFormat::Png)
+            .unwrap();
     }
     std::fs::write(dir.join("R000003b.jpg"), b"not a jpeg").unwrap();
 }
@@ -45,7 +46,10 @@ fn ok(o: &Output) -> String {
 }
 
 fn sidecar(out: &Path, suffix: &str) -> PathBuf {
-    out.with_file_name(format!("{}.{suffix}", out.file_stem().unwrap().to_string_lossy()))
+    out.with_file_name(format!(
+        "{}.{suffix}",
+        out.file_stem().unwrap().to_string_lossy()
+    ))
 }
 
 fn read(path: &Path) -> Vec<u8> {
@@ -100,15 +104,31 @@ fn shards_merge_to_the_unsharded_output() {
     for i in [2, 0, 1] {
         let p = dir.path().join(format!("part{i}.npy"));
         // One shard holds the bad file: 1 of 5 images.
-        ok(&embed(images.path(), &p, &["--shard", &format!("{i}/3"), "--max-failure-rate", "0.25"]));
+        ok(&embed(
+            images.path(),
+            &p,
+            &["--shard", &format!("{i}/3"), "--max-failure-rate", "0.25"],
+        ));
         parts.push(p);
     }
     let merged = dir.path().join("merged.npy");
-    let m = Command::new(BIN).arg("merge").args(&parts).arg("--out").arg(&merged).output().unwrap();
+    let m = Command::new(BIN)
+        .arg("merge")
+        .args(&parts)
+        .arg("--out")
+        .arg(&merged)
+        .output()
+        .unwrap();
     ok(&m);
     assert_eq!(read(&merged), read(&whole));
-    assert_eq!(read(&sidecar(&merged, "ids.txt")), read(&sidecar(&whole, "ids.txt")));
-    assert_eq!(read(&sidecar(&merged, "skipped.csv")), read(&sidecar(&whole, "skipped.csv")));
+    assert_eq!(
+        read(&sidecar(&merged, "ids.txt")),
+        read(&sidecar(&whole, "ids.txt"))
+    );
+    assert_eq!(
+        read(&sidecar(&merged, "skipped.csv")),
+        read(&sidecar(&whole, "skipped.csv"))
+    );
     // A missing shard is an error.
     let bad = Command::new(BIN)
         .arg("merge")
@@ -122,9 +142,15 @@ fn shards_merge_to_the_unsharded_output() {
 
 #[test]
 fn sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run() {
-    let seed: u64 = std::env::var("KILL_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    let seed: u64 = std::env::var("KILL_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
     eprintln!("KILL_TEST_SEED={seed}");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let images = tempfile::tempdir().unwrap();
@@ -149,7 +175,11 @@ fn sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run() {
     for _ in 0..6 {
         let mut cmd = Command::new(BIN);
         args(&mut cmd);
-        let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(rng.gen_range(100..1600)));
         if child.try_wait().unwrap().is_some() {
             break;
@@ -180,10 +210,20 @@ fn sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run() {
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("no count in: {err}"));
         eprintln!("{done} of 12 chunks were done before the last restart");
-        assert_eq!(computed, 48 - 4 * done, "redid finished chunks ({done} were done): {err}");
+        assert_eq!(
+            computed,
+            48 - 4 * done,
+            "redid finished chunks ({done} were done): {err}"
+        );
     }
     eprintln!("{kills} kills");
     assert_eq!(read(&out), read(&reference));
-    assert_eq!(read(&sidecar(&out, "ids.txt")), read(&sidecar(&reference, "ids.txt")));
-    assert_eq!(read(&sidecar(&out, "skipped.csv")), read(&sidecar(&reference, "skipped.csv")));
+    assert_eq!(
+        read(&sidecar(&out, "ids.txt")),
+        read(&sidecar(&reference, "ids.txt"))
+    );
+    assert_eq!(
+        read(&sidecar(&out, "skipped.csv")),
+        read(&sidecar(&reference, "skipped.csv"))
+    );
 }

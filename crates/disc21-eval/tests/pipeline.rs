@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use disc21_eval::pipeline::test_model::GridMeanEmbedder;
 use disc21_eval::pipeline::{
-    CacheKey, CacheOptions, ExtractOptions, Model, PipelineError, Transfer, extract, extract_cached,
-    list_images, normalize_u8_nhwc,
+    CacheKey, CacheOptions, ExtractOptions, Model, PipelineError, Transfer, extract,
+    extract_cached, list_images, normalize_u8_nhwc,
 };
 use embed_core::{DecodeOptions, Embedder, PreprocessSpec};
 use ndarray::{Array2, Axis};
@@ -22,18 +22,31 @@ fn make_images(dir: &Path, good: usize, seed: u64) -> Vec<String> {
         let (w, h) = (rng.gen_range(16..90u32), rng.gen_range(16..90u32));
         let (a, b) = (rng.r#gen::<u8>(), rng.r#gen::<u8>());
         let img = image::RgbImage::from_fn(w, h, |x, y| {
-            image::Rgb([a.wrapping_add((x * 3) as u8), b.wrapping_add((y * 5) as u8), (x ^ y) as u8])
+            image::Rgb([
+                a.wrapping_add((x * 3) as u8),
+                b.wrapping_add((y * 5) as u8),
+                (x ^ y) as u8,
+            ])
         });
         // PNG bytes, some named `.jpg`: decoding goes by content.
         let ext = if i % 3 == 0 { "jpg" } else { "png" };
-        img.save_with_format(dir.join(format!("img{i:04}.{ext}")), image::ImageFormat::Png).unwrap();
+        img.save_with_format(
+            dir.join(format!("img{i:04}.{ext}")),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
     }
     std::fs::write(dir.join("bad_empty.jpg"), b"").unwrap();
     std::fs::write(dir.join("bad_text.png"), b"this is not an image").unwrap();
     let png = std::fs::read(dir.join("img0001.png")).unwrap();
     std::fs::write(dir.join("bad_truncated.png"), &png[..png.len() / 3]).unwrap();
     std::fs::create_dir(dir.join("bad_dir.jpg")).unwrap();
-    vec!["bad_dir.jpg".into(), "bad_empty.jpg".into(), "bad_text.png".into(), "bad_truncated.png".into()]
+    vec![
+        "bad_dir.jpg".into(),
+        "bad_empty.jpg".into(),
+        "bad_text.png".into(),
+        "bad_truncated.png".into(),
+    ]
 }
 
 fn model() -> GridMeanEmbedder {
@@ -41,7 +54,10 @@ fn model() -> GridMeanEmbedder {
 }
 
 /// Each image alone, decoded and preprocessed on this thread.
-fn reference(embedder: &dyn Embedder, paths: &[PathBuf]) -> (Array2<f32>, Vec<PathBuf>, Vec<PathBuf>) {
+fn reference(
+    embedder: &dyn Embedder,
+    paths: &[PathBuf],
+) -> (Array2<f32>, Vec<PathBuf>, Vec<PathBuf>) {
     let mut rows = Vec::new();
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     for p in paths {
@@ -81,16 +97,27 @@ fn keeps_order_skips_bad_files_and_is_batch_invariant() {
     assert_eq!(paths.len(), 27);
     let m = model();
     let (want, good, bad) = reference(&m, &paths);
-    assert_eq!(bad.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect::<Vec<_>>(), bad_names);
+    assert_eq!(
+        bad.iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect::<Vec<_>>(),
+        bad_names
+    );
     for (workers, batch) in [(1, 1), (2, 4), (3, 5), (4, 64), (7, 2)] {
         let out = extract(Model::Host(&m), &paths, &opts(workers, batch)).unwrap();
         assert_eq!(out.embeddings, want, "workers {workers} batch {batch}");
-        let ids: Vec<String> =
-            good.iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+        let ids: Vec<String> = good
+            .iter()
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(out.ids, ids);
         let skipped: Vec<PathBuf> = out.skipped.iter().map(|s| s.path.clone()).collect();
         assert_eq!(skipped, bad);
-        assert!(out.skipped.iter().all(|s| !s.reason.is_empty() && paths[s.index] == s.path));
+        assert!(
+            out.skipped
+                .iter()
+                .all(|s| !s.reason.is_empty() && paths[s.index] == s.path)
+        );
         assert_eq!(out.indices.len() + out.skipped.len(), paths.len());
     }
 }
@@ -102,7 +129,15 @@ fn normalises_rows() {
     let paths = list_images(dir.path()).unwrap();
     let m = model();
     let raw = extract(Model::Host(&m), &paths, &opts(2, 4)).unwrap();
-    let unit = extract(Model::Host(&m), &paths, &ExtractOptions { normalize: true, ..opts(2, 4) }).unwrap();
+    let unit = extract(
+        Model::Host(&m),
+        &paths,
+        &ExtractOptions {
+            normalize: true,
+            ..opts(2, 4)
+        },
+    )
+    .unwrap();
     let mut expect = raw.embeddings.clone();
     embed_core::l2_normalize_rows(&mut expect);
     assert_eq!(unit.embeddings, expect);
@@ -118,21 +153,50 @@ fn failure_limits() {
     make_images(dir.path(), 16, 3); // 4 bad of 20 = 0.2
     let paths = list_images(dir.path()).unwrap();
     let m = model();
-    let ok = ExtractOptions { max_failure_rate: 0.2, ..opts(2, 3) };
-    assert_eq!(extract(Model::Host(&m), &paths, &ok).unwrap().skipped.len(), 4);
-    let tight = ExtractOptions { max_failure_rate: 0.19, ..opts(2, 3) };
+    let ok = ExtractOptions {
+        max_failure_rate: 0.2,
+        ..opts(2, 3)
+    };
+    assert_eq!(
+        extract(Model::Host(&m), &paths, &ok).unwrap().skipped.len(),
+        4
+    );
+    let tight = ExtractOptions {
+        max_failure_rate: 0.19,
+        ..opts(2, 3)
+    };
     match extract(Model::Host(&m), &paths, &tight) {
-        Err(PipelineError::TooManyFailures { failed, total: 20, .. }) => assert!(failed >= 4),
+        Err(PipelineError::TooManyFailures {
+            failed, total: 20, ..
+        }) => assert!(failed >= 4),
         other => panic!("expected TooManyFailures, got {other:?}"),
     }
-    let strict = ExtractOptions { strict: true, ..opts(2, 3) };
+    let strict = ExtractOptions {
+        strict: true,
+        ..opts(2, 3)
+    };
     match extract(Model::Host(&m), &paths, &strict) {
         Err(PipelineError::Strict { path, .. }) => {
-            assert!(path.file_name().unwrap().to_string_lossy().starts_with("bad_"))
+            assert!(
+                path.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("bad_")
+            )
         }
         other => panic!("expected Strict, got {other:?}"),
     }
-    assert!(extract(Model::Host(&m), &paths, &ExtractOptions { batch_size: 0, ..opts(1, 1) }).is_err());
+    assert!(
+        extract(
+            Model::Host(&m),
+            &paths,
+            &ExtractOptions {
+                batch_size: 0,
+                ..opts(1, 1)
+            }
+        )
+        .is_err()
+    );
 }
 
 /// A [`embed_torch::TorchEmbedder`] around the grid-mean embedder, to drive the 8-bit
@@ -167,7 +231,8 @@ impl embed_torch::TorchEmbedder for TorchGrid {
         let mut data = vec![0f32; size.iter().product()];
         let len = data.len();
         pixels.contiguous().copy_data(&mut data, len);
-        let a = ndarray::Array4::from_shape_vec((size[0], size[1], size[2], size[3]), data).unwrap();
+        let a =
+            ndarray::Array4::from_shape_vec((size[0], size[1], size[2], size[3]), data).unwrap();
         let out = self.0.embed_batch(a.view())?;
         let (n, d) = out.dim();
         Ok(Tensor::from_slice(out.as_slice().unwrap()).view([n as i64, d as i64]))
@@ -192,7 +257,11 @@ fn device_normalisation_is_bit_identical_to_the_lookup_tables() {
         for c in 0..3 {
             for p in 0..256 {
                 let v = nhwc[p * 3 + c] as usize;
-                assert_eq!(got[c * 256 + p].to_bits(), luts[c][v].to_bits(), "channel {c} value {v}");
+                assert_eq!(
+                    got[c * 256 + p].to_bits(),
+                    luts[c][v].to_bits(),
+                    "channel {c} value {v}"
+                );
             }
         }
     }
@@ -206,8 +275,15 @@ fn device_path_equals_host_path() {
     let m = TorchGrid(model());
     let host = extract(Model::Host(&m), &paths, &opts(2, 4)).unwrap();
     for batch in [1, 4, 5] {
-        let dev = extract(Model::Torch(&m), &paths, &ExtractOptions { transfer: Transfer::Device, ..opts(3, batch) })
-            .unwrap();
+        let dev = extract(
+            Model::Torch(&m),
+            &paths,
+            &ExtractOptions {
+                transfer: Transfer::Device,
+                ..opts(3, batch)
+            },
+        )
+        .unwrap();
         assert_eq!(dev.embeddings, host.embeddings, "batch {batch}");
         assert_eq!(dev.ids, host.ids);
         assert_eq!(dev.skipped, host.skipped);
@@ -221,9 +297,18 @@ fn cache_resumes_only_missing_chunks() {
     let paths = list_images(dir.path()).unwrap();
     let m = model();
     let cache_dir = tempfile::tempdir().unwrap();
-    let key = CacheKey { model_id: m.model_id().into(), ..CacheKey::default() };
-    let cache = CacheOptions { root: cache_dir.path().to_path_buf(), chunk_size: 5 };
-    let o = ExtractOptions { normalize: true, ..opts(2, 3) };
+    let key = CacheKey {
+        model_id: m.model_id().into(),
+        ..CacheKey::default()
+    };
+    let cache = CacheOptions {
+        root: cache_dir.path().to_path_buf(),
+        chunk_size: 5,
+    };
+    let o = ExtractOptions {
+        normalize: true,
+        ..opts(2, 3)
+    };
     let plain = extract(Model::Host(&m), &paths, &o).unwrap();
     let first = extract_cached(Model::Host(&m), &paths, &o, &key, &cache).unwrap();
     assert_eq!(first.stats.processed, 24);
@@ -234,7 +319,12 @@ fn cache_resumes_only_missing_chunks() {
     assert_eq!(again.stats.processed, 0);
     assert_eq!(again.embeddings, plain.embeddings);
     // Lose chunk 1, damage chunk 4: exactly those are redone.
-    let sub = std::fs::read_dir(cache_dir.path()).unwrap().next().unwrap().unwrap().path();
+    let sub = std::fs::read_dir(cache_dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::remove_file(sub.join("chunk-00000001.bin")).unwrap();
     let c4 = sub.join("chunk-00000004.bin");
     let mut bytes = std::fs::read(&c4).unwrap();
@@ -247,7 +337,10 @@ fn cache_resumes_only_missing_chunks() {
     assert_eq!(resumed.ids, plain.ids);
     assert_eq!(resumed.skipped, plain.skipped);
     // Another key never reads these chunks.
-    let other = CacheKey { weights_hash: "other".into(), ..key.clone() };
+    let other = CacheKey {
+        weights_hash: "other".into(),
+        ..key.clone()
+    };
     let fresh = extract_cached(Model::Host(&m), &paths, &o, &other, &cache).unwrap();
     assert_eq!(fresh.stats.processed, 24);
 }

@@ -91,7 +91,8 @@ fn synthetic_images(dir: &Path, n: usize) -> anyhow::Result<()> {
         let base = image::RgbImage::from_fn(bw, bh, |_, _| image::Rgb(rng.r#gen::<[u8; 3]>()));
         let img = image::imageops::resize(&base, w, h, image::imageops::FilterType::Triangle);
         let file = std::fs::File::create(dir.join(format!("img{i:05}.jpg")))?;
-        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 90);
+        let mut enc =
+            image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 90);
         enc.encode_image(&img)?;
     }
     Ok(())
@@ -107,7 +108,10 @@ fn find_script(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
     let rel = Path::new("scripts/gpu/baseline.py");
     let mut candidates = vec![rel.to_path_buf(), workspace_root().join(rel)];
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         candidates.push(dir.join("baseline.py"));
     }
     candidates
@@ -121,7 +125,11 @@ fn find_python(explicit: Option<&Path>) -> PathBuf {
         return p.to_path_buf();
     }
     let venv = workspace_root().join(".venv/bin/python");
-    if venv.exists() { venv } else { PathBuf::from("python3") }
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
 }
 
 /// Figures of one pipeline, images per second.
@@ -133,7 +141,10 @@ struct Figures {
 }
 
 fn time_model(model: &dyn Embedder, batch: usize, iters: usize) -> anyhow::Result<f64> {
-    let (h, w) = model.preprocess_spec().fixed_output_size().context("model has no fixed input size")?;
+    let (h, w) = model
+        .preprocess_spec()
+        .fixed_output_size()
+        .context("model has no fixed input size")?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let x = Array4::from_shape_fn((batch, 3, h, w), |_| rng.gen_range(-2.0f32..2.0));
     model.embed_batch(x.view())?; // warm-up
@@ -147,10 +158,16 @@ fn time_model(model: &dyn Embedder, batch: usize, iters: usize) -> anyhow::Resul
 /// Model-only rate of a libtorch model: a random batch already on its device, results copied
 /// back (which waits for the device).
 fn time_torch_model(model: &dyn TorchEmbedder, batch: usize, iters: usize) -> anyhow::Result<f64> {
-    let (h, w) = model.preprocess_spec().fixed_output_size().context("model has no fixed input size")?;
+    let (h, w) = model
+        .preprocess_spec()
+        .fixed_output_size()
+        .context("model has no fixed input size")?;
     let _guard = tch::no_grad_guard();
-    let x = tch::Tensor::f_randn([batch as i64, 3, h as i64, w as i64], (tch::Kind::Float, model.device()))?
-        .f_to_kind(model.kind())?;
+    let x = tch::Tensor::f_randn(
+        [batch as i64, 3, h as i64, w as i64],
+        (tch::Kind::Float, model.device()),
+    )?
+    .f_to_kind(model.kind())?;
     embed_torch::tensor_to_array2(&model.embed_tensor(&x)?)?; // warm-up
     let t = Instant::now();
     for _ in 0..iters.max(1) {
@@ -230,7 +247,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let model_busy = e2e.stats.model_time.as_secs_f64() / e2e.stats.wall.as_secs_f64().max(1e-9);
     if !e2e.skipped.is_empty() {
-        eprintln!("warning: {} images could not be read (first: {})", e2e.skipped.len(), e2e.skipped[0].reason);
+        eprintln!(
+            "warning: {} images could not be read (first: {})",
+            e2e.skipped.len(),
+            e2e.skipped[0].reason
+        );
     }
 
     let python = if args.python_baseline {
@@ -252,9 +273,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             cmd.args(["--precision", p]);
         }
         eprintln!("bench: running {} {}", py.display(), script.display());
-        let out = cmd.output().with_context(|| format!("running {}", py.display()))?;
+        let out = cmd
+            .output()
+            .with_context(|| format!("running {}", py.display()))?;
         if !out.status.success() {
-            bail!("the Python baseline failed:\n{}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "the Python baseline failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
         let last = stdout.lines().last().unwrap_or_default();
@@ -262,7 +288,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let r = &v["results"];
         let get = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         Some((
-            Figures { decode_preprocess: get("decode_preprocess"), model_only: get("model_only"), end_to_end: get("e2e") },
+            Figures {
+                decode_preprocess: get("decode_preprocess"),
+                model_only: get("model_only"),
+                end_to_end: get("e2e"),
+            },
             get("seed_style"),
             v,
         ))
@@ -270,12 +300,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None
     };
 
-    println!("| images/s ({}, {} images, batch {batch}) | Rust | Python | Rust / Python |", model.model_id(), paths.len());
+    println!(
+        "| images/s ({}, {} images, batch {batch}) | Rust | Python | Rust / Python |",
+        model.model_id(),
+        paths.len()
+    );
     println!("|---|---:|---:|---:|");
     let rows = [
-        ("decode + preprocess", rust.decode_preprocess, python.as_ref().map(|p| p.0.decode_preprocess)),
-        ("model only", rust.model_only, python.as_ref().map(|p| p.0.model_only)),
-        ("end to end", rust.end_to_end, python.as_ref().map(|p| p.0.end_to_end)),
+        (
+            "decode + preprocess",
+            rust.decode_preprocess,
+            python.as_ref().map(|p| p.0.decode_preprocess),
+        ),
+        (
+            "model only",
+            rust.model_only,
+            python.as_ref().map(|p| p.0.model_only),
+        ),
+        (
+            "end to end",
+            rust.end_to_end,
+            python.as_ref().map(|p| p.0.end_to_end),
+        ),
     ];
     for (name, r, p) in rows {
         match p {
@@ -284,7 +330,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some((_, seed, _)) = &python {
-        println!("| seed-style (one image at a time) | | {seed:.1} | {:.2}× |", rust.end_to_end / seed);
+        println!(
+            "| seed-style (one image at a time) | | {seed:.1} | {:.2}× |",
+            rust.end_to_end / seed
+        );
     }
     let py_ratio = python.as_ref().map(|p| p.0.end_to_end / p.0.model_only);
     println!(
@@ -313,7 +362,10 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_nanos();
         let p = std::env::temp_dir().join(format!("disc21-bench-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&p)?;
         Ok(Self(p))

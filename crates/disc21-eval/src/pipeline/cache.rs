@@ -49,7 +49,12 @@ impl CacheKey {
     pub fn digest<P: AsRef<Path>>(&self, paths: &[P], dim: usize, chunk_size: usize) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"disc21-eval extraction cache v1\0");
-        for field in [&self.model_id, &self.weights_hash, &self.preprocess, &self.extra] {
+        for field in [
+            &self.model_id,
+            &self.weights_hash,
+            &self.preprocess,
+            &self.extra,
+        ] {
             h.update((field.len() as u64).to_le_bytes());
             h.update(field.as_bytes());
         }
@@ -97,11 +102,16 @@ impl ChunkStore {
         chunk_size: usize,
     ) -> Result<Self> {
         if chunk_size == 0 || chunk_size > u32::MAX as usize {
-            return Err(PipelineError::InvalidOption(format!("chunk size {chunk_size}")));
+            return Err(PipelineError::InvalidOption(format!(
+                "chunk size {chunk_size}"
+            )));
         }
         let digest = key.digest(paths, dim, chunk_size);
         let dir = root.join(&hex(&digest)[..24]);
-        std::fs::create_dir_all(&dir).map_err(|source| PipelineError::Io { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| PipelineError::Io {
+            path: dir.clone(),
+            source,
+        })?;
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
                 if e.file_name().to_string_lossy().ends_with(".tmp") {
@@ -109,7 +119,13 @@ impl ChunkStore {
                 }
             }
         }
-        Ok(Self { dir, digest, chunk_size, n: paths.len(), dim })
+        Ok(Self {
+            dir,
+            digest,
+            chunk_size,
+            n: paths.len(),
+            dim,
+        })
     }
 
     /// The folder holding the chunks.
@@ -138,7 +154,8 @@ impl ChunkStore {
     fn write(&self, c: usize, chunk: &Chunk) -> Result<()> {
         let range = self.chunk_range(c);
         let n_ok = chunk.status.iter().filter(|s| s.is_none()).count();
-        let mut buf = Vec::with_capacity(HEADER_LEN + chunk.status.len() + chunk.data.len() * 4 + 4);
+        let mut buf =
+            Vec::with_capacity(HEADER_LEN + chunk.status.len() + chunk.data.len() * 4 + 4);
         buf.extend_from_slice(MAGIC);
         buf.extend_from_slice(&VERSION.to_le_bytes());
         buf.extend_from_slice(&self.digest);
@@ -162,13 +179,21 @@ impl ChunkStore {
         let crc = crc32fast::hash(&buf);
         buf.extend_from_slice(&crc.to_le_bytes());
         let path = self.chunk_path(c);
-        let tmp = self.dir.join(format!("chunk-{c:08}.{}.tmp", std::process::id()));
-        let io = |source| PipelineError::Io { path: tmp.clone(), source };
+        let tmp = self
+            .dir
+            .join(format!("chunk-{c:08}.{}.tmp", std::process::id()));
+        let io = |source| PipelineError::Io {
+            path: tmp.clone(),
+            source,
+        };
         let mut f = File::create(&tmp).map_err(io)?;
         f.write_all(&buf).map_err(io)?;
         f.sync_all().map_err(io)?;
         drop(f);
-        std::fs::rename(&tmp, &path).map_err(|source| PipelineError::Io { path: path.clone(), source })?;
+        std::fs::rename(&tmp, &path).map_err(|source| PipelineError::Io {
+            path: path.clone(),
+            source,
+        })?;
         // Make the rename itself durable.
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();
@@ -178,15 +203,27 @@ impl ChunkStore {
 
     fn read(&self, c: usize) -> Result<Chunk> {
         let path = self.chunk_path(c);
-        let bad = |message: String| PipelineError::Cache { path: path.clone(), message };
+        let bad = |message: String| PipelineError::Cache {
+            path: path.clone(),
+            message,
+        };
         let range = self.chunk_range(c);
         let len = range.len();
         let max_len = HEADER_LEN + len * (1 + 4 * self.dim + 4 + MAX_REASON) + 4;
-        let meta = std::fs::metadata(&path).map_err(|source| PipelineError::Io { path: path.clone(), source })?;
+        let meta = std::fs::metadata(&path).map_err(|source| PipelineError::Io {
+            path: path.clone(),
+            source,
+        })?;
         if meta.len() > max_len as u64 || meta.len() < (HEADER_LEN + 4) as u64 {
-            return Err(bad(format!("{} bytes is not a possible chunk size", meta.len())));
+            return Err(bad(format!(
+                "{} bytes is not a possible chunk size",
+                meta.len()
+            )));
         }
-        let bytes = std::fs::read(&path).map_err(|source| PipelineError::Io { path: path.clone(), source })?;
+        let bytes = std::fs::read(&path).map_err(|source| PipelineError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let (body, crc) = bytes.split_at(bytes.len() - 4);
         if crc32fast::hash(body).to_le_bytes() != crc {
             return Err(bad("checksum mismatch".into()));
@@ -195,7 +232,14 @@ impl ChunkStore {
         if r.take(8)? != MAGIC {
             return Err(bad("bad magic".into()));
         }
-        let fields = (r.u32()?, r.take(32)?, r.u64()?, r.u64()?, r.u32()?, r.u32()?);
+        let fields = (
+            r.u32()?,
+            r.take(32)?,
+            r.u64()?,
+            r.u64()?,
+            r.u32()?,
+            r.u32()?,
+        );
         let (version, digest, index, start, count, dim) = fields;
         if version != VERSION
             || digest != self.digest
@@ -227,7 +271,10 @@ impl ChunkStore {
         if r.at != body.len() {
             return Err(bad("trailing bytes".into()));
         }
-        let data = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let data = raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         Ok(Chunk { status, data })
     }
 }
@@ -239,9 +286,14 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            PipelineError::Cache { path: PathBuf::new(), message: "chunk truncated".into() }
-        })?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| PipelineError::Cache {
+                path: PathBuf::new(),
+                message: "chunk truncated".into(),
+            })?;
         let s = &self.bytes[self.at..end];
         self.at = end;
         Ok(s)
@@ -296,7 +348,13 @@ pub fn extract_cached<P: AsRef<Path> + Sync>(
             let global = todo[b.start + pos];
             let c = global / store.chunk_size;
             let (_, chunk) = current.get_or_insert_with(|| {
-                (c, Chunk { status: Vec::with_capacity(store.chunk_size), data: Vec::new() })
+                (
+                    c,
+                    Chunk {
+                        status: Vec::with_capacity(store.chunk_size),
+                        data: Vec::new(),
+                    },
+                )
             });
             if let Some((row, _)) = rows.next_if(|(_, p)| **p == pos) {
                 chunk.status.push(None);
@@ -308,10 +366,10 @@ pub fn extract_cached<P: AsRef<Path> + Sync>(
                     "image {global} has neither an embedding nor a failure"
                 )));
             }
-            if chunk.status.len() == store.chunk_range(c).len() {
-                if let Some((c, chunk)) = current.take() {
-                    store.write(c, &chunk)?;
-                }
+            if chunk.status.len() == store.chunk_range(c).len()
+                && let Some((c, chunk)) = current.take()
+            {
+                store.write(c, &chunk)?;
             }
         }
         Ok(())
@@ -319,7 +377,14 @@ pub fn extract_cached<P: AsRef<Path> + Sync>(
     let stats = if todo.is_empty() {
         ExtractStats::default()
     } else {
-        extract_streaming(model, &todo_paths, options, paths.len(), already_failed, &mut sink)?
+        extract_streaming(
+            model,
+            &todo_paths,
+            options,
+            paths.len(),
+            already_failed,
+            &mut sink,
+        )?
     };
     assemble(&store, paths, options, stats)
 }
@@ -339,21 +404,38 @@ fn assemble<P: AsRef<Path>>(
         for (i, s) in store.chunk_range(c).zip(chunk.status) {
             match s {
                 None => indices.push(i),
-                Some(reason) => {
-                    skipped.push(Skipped { index: i, path: paths[i].as_ref().to_path_buf(), reason })
-                }
+                Some(reason) => skipped.push(Skipped {
+                    index: i,
+                    path: paths[i].as_ref().to_path_buf(),
+                    reason,
+                }),
             }
         }
     }
     // The limits hold over the whole list, cached chunks included (they may come from a run
     // with other limits).
-    let first = skipped.first().map(|s| (s.path.as_path(), s.reason.as_str()));
+    let first = skipped
+        .first()
+        .map(|s| (s.path.as_path(), s.reason.as_str()));
     super::check_failures(options, skipped.len(), paths.len(), first)?;
-    let mut embeddings = Array2::from_shape_vec((indices.len(), store.dim), data)
-        .map_err(|e| PipelineError::Cache { path: store.dir.clone(), message: e.to_string() })?;
+    let mut embeddings = Array2::from_shape_vec((indices.len(), store.dim), data).map_err(|e| {
+        PipelineError::Cache {
+            path: store.dir.clone(),
+            message: e.to_string(),
+        }
+    })?;
     if options.normalize {
         embed_core::l2_normalize_rows(&mut embeddings);
     }
-    let ids = indices.iter().map(|&i| file_stem_id(paths[i].as_ref())).collect();
-    Ok(Extraction { embeddings, ids, indices, skipped, stats })
+    let ids = indices
+        .iter()
+        .map(|&i| file_stem_id(paths[i].as_ref()))
+        .collect();
+    Ok(Extraction {
+        embeddings,
+        ids,
+        indices,
+        skipped,
+        stats,
+    })
 }

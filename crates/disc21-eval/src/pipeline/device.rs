@@ -19,15 +19,22 @@ pub fn normalize_u8_nhwc(pixels: &Tensor, spec: &PreprocessSpec) -> Result<Tenso
     let device = pixels.device();
     let nchw = pixels.f_permute([0i64, 3, 1, 2])?;
     let x = match spec.rescale_factor {
-        Some(f) => nchw.f_to_kind(Kind::Double)?.f_mul_scalar(f)?.f_to_kind(Kind::Float)?,
+        Some(f) => nchw
+            .f_to_kind(Kind::Double)?
+            .f_mul_scalar(f)?
+            .f_to_kind(Kind::Float)?,
         None => nchw.f_to_kind(Kind::Float)?,
     };
     let x = match spec.normalize {
         Some((mean, std)) => {
             let m: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
             let s: Vec<f32> = std.iter().map(|&v| v as f32).collect();
-            let m = Tensor::f_from_slice(&m)?.f_view([1i64, 3, 1, 1])?.f_to_device(device)?;
-            let s = Tensor::f_from_slice(&s)?.f_view([1i64, 3, 1, 1])?.f_to_device(device)?;
+            let m = Tensor::f_from_slice(&m)?
+                .f_view([1i64, 3, 1, 1])?
+                .f_to_device(device)?;
+            let s = Tensor::f_from_slice(&s)?
+                .f_view([1i64, 3, 1, 1])?
+                .f_to_device(device)?;
             x.f_sub(&m)?.f_div(&s)?
         }
         None => x,
@@ -44,11 +51,17 @@ fn load_u8(
     let image = embed_core::decode_file(path, decode).map_err(|e| e.to_string())?;
     let (h, w) = spec.output_size(image.width(), image.height());
     if h * w * 3 != slot.len() {
-        return Err(format!("preprocessing gives {h}×{w}, the batch expects another size"));
+        return Err(format!(
+            "preprocessing gives {h}×{w}, the batch expects another size"
+        ));
     }
     let pixels = embed_core::preprocess::resize_crop(spec, &image).map_err(|e| e.to_string())?;
     if pixels.len() != slot.len() {
-        return Err(format!("resize produced {} bytes, expected {}", pixels.len(), slot.len()));
+        return Err(format!(
+            "resize produced {} bytes, expected {}",
+            pixels.len(),
+            slot.len()
+        ));
     }
     slot.copy_from_slice(&pixels);
     Ok(())
@@ -77,7 +90,9 @@ struct DeviceConsumer<'a, 'o, P> {
 impl<P: AsRef<Path>> DeviceConsumer<'_, '_, P> {
     /// Waits for the batch in flight and hands its embeddings to the sink.
     fn land(&mut self) -> Result<()> {
-        let Some(f) = self.in_flight.take() else { return Ok(()) };
+        let Some(f) = self.in_flight.take() else {
+            return Ok(());
+        };
         let rows = if f.rows.is_empty() {
             ndarray::Array2::zeros((0, self.model.dim()))
         } else {
@@ -128,16 +143,24 @@ impl<P: AsRef<Path>> Consumer<u8> for DeviceConsumer<'_, '_, P> {
             // From pinned memory this copy is asynchronous: it overlaps the batch in flight.
             let on_device = host.f_to_device_(device, Kind::Uint8, true, false)?;
             let pixels = normalize_u8_nhwc(&on_device, self.spec)?;
-            self.model.embed_tensor(&pixels).map_err(|source| PipelineError::Model {
-                first: start,
-                last: start + len,
-                source,
-            })?
+            self.model
+                .embed_tensor(&pixels)
+                .map_err(|source| PipelineError::Model {
+                    first: start,
+                    last: start + len,
+                    source,
+                })?
         };
         // The new batch is queued on the device: now wait for the previous one.
         self.land()?;
-        self.in_flight =
-            Some(InFlight { start, len, rows: b.good, failed: b.failed, out, started });
+        self.in_flight = Some(InFlight {
+            start,
+            len,
+            rows: b.good,
+            failed: b.failed,
+            out,
+            started,
+        });
         Ok(())
     }
     fn finish(&mut self) -> Result<()> {
@@ -159,7 +182,11 @@ pub(crate) fn run_device<P: AsRef<Path> + Sync>(
     let _guard = tch::no_grad_guard();
     let device = model.device();
     let slot_len = h * w * 3;
-    let layout = RingLayout { batch, slot_len, n: paths.len() };
+    let layout = RingLayout {
+        batch,
+        slot_len,
+        n: paths.len(),
+    };
     // One batch in flight on the device keeps its buffer until it lands.
     let lag = 1;
     let k = ring_buffers(workers, batch, lag);
@@ -167,10 +194,17 @@ pub(crate) fn run_device<P: AsRef<Path> + Sync>(
     let buffers: Vec<Tensor> = (0..k)
         .map(|_| -> Result<Tensor> {
             let t = Tensor::f_zeros(shape, (Kind::Uint8, Device::Cpu))?;
-            Ok(if device.is_cuda() { t.f_pin_memory(device)? } else { t })
+            Ok(if device.is_cuda() {
+                t.f_pin_memory(device)?
+            } else {
+                t
+            })
         })
         .collect::<Result<_>>()?;
-    let ptrs: Vec<BufPtr<u8>> = buffers.iter().map(|t| BufPtr(t.data_ptr().cast::<u8>())).collect();
+    let ptrs: Vec<BufPtr<u8>> = buffers
+        .iter()
+        .map(|t| BufPtr(t.data_ptr().cast::<u8>()))
+        .collect();
     let decode = tracker.options.decode;
     let load = |path: &Path, slot: &mut [u8]| load_u8(spec, &decode, path, slot);
     let mut consumer = DeviceConsumer {

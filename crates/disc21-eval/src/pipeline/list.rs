@@ -9,7 +9,10 @@ use super::{PipelineError, Result};
 /// sorted by file name. Every other entry is listed, images or not: one that is not a readable
 /// image is reported as skipped by the extraction instead of silently ignored.
 pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    let io = |source| PipelineError::Io { path: dir.to_path_buf(), source };
+    let io = |source| PipelineError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -25,8 +28,10 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Reads a list file: one path per line, blank lines and lines starting with `#` ignored,
 /// order kept. Relative paths are taken as they are (relative to the working directory).
 pub fn read_list(file: &Path) -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|source| PipelineError::Io { path: file.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(file).map_err(|source| PipelineError::Io {
+        path: file.to_path_buf(),
+        source,
+    })?;
     Ok(text
         .lines()
         .map(|l| l.trim_end_matches('\r'))
@@ -37,7 +42,9 @@ pub fn read_list(file: &Path) -> Result<Vec<PathBuf>> {
 
 /// The id of an image: its file stem (`R000123.jpg` → `R000123`).
 pub fn file_stem_id(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Shard `index` of `count` (`--shard I/N`, `0 ≤ I < N`): a contiguous block of the list, so
@@ -64,9 +71,17 @@ impl Shard {
 impl FromStr for Shard {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (i, n) = s.split_once('/').ok_or_else(|| format!("`{s}`: expected I/N, e.g. 0/4"))?;
-        let index: usize = i.trim().parse().map_err(|_| format!("`{s}`: bad shard index"))?;
-        let count: usize = n.trim().parse().map_err(|_| format!("`{s}`: bad shard count"))?;
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}`: expected I/N, e.g. 0/4"))?;
+        let index: usize = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}`: bad shard index"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}`: bad shard count"))?;
         if count == 0 || index >= count {
             return Err(format!("`{s}`: need 0 <= I < N"));
         }

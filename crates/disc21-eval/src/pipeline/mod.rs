@@ -111,7 +111,11 @@ pub enum PipelineError {
 /// `path: reason`, without repeating a path the reason already names.
 fn describe(path: &Path, reason: &str) -> String {
     let p = path.display().to_string();
-    if reason.contains(&p) { reason.to_string() } else { format!("{p}: {reason}") }
+    if reason.contains(&p) {
+        reason.to_string()
+    } else {
+        format!("{p}: {reason}")
+    }
 }
 
 /// Result alias of the pipeline.
@@ -210,7 +214,9 @@ impl ExtractOptions {
 
     fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
-            return Err(PipelineError::InvalidOption("batch size must be at least 1".into()));
+            return Err(PipelineError::InvalidOption(
+                "batch size must be at least 1".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&self.max_failure_rate) {
             return Err(PipelineError::InvalidOption(format!(
@@ -294,22 +300,42 @@ pub fn extract<P: AsRef<Path> + Sync>(
     let mut data: Vec<f32> = Vec::new();
     let mut indices = Vec::new();
     let mut skipped = Vec::new();
-    let stats = extract_streaming(model, paths, options, paths.len(), 0, &mut |b: BatchResult| {
-        data.extend(b.embeddings.iter());
-        indices.extend(b.rows.iter().map(|r| b.start + r));
-        for (s, reason) in b.failed {
-            let index = b.start + s;
-            skipped.push(Skipped { index, path: paths[index].as_ref().to_path_buf(), reason });
-        }
-        Ok(())
-    })?;
+    let stats = extract_streaming(
+        model,
+        paths,
+        options,
+        paths.len(),
+        0,
+        &mut |b: BatchResult| {
+            data.extend(b.embeddings.iter());
+            indices.extend(b.rows.iter().map(|r| b.start + r));
+            for (s, reason) in b.failed {
+                let index = b.start + s;
+                skipped.push(Skipped {
+                    index,
+                    path: paths[index].as_ref().to_path_buf(),
+                    reason,
+                });
+            }
+            Ok(())
+        },
+    )?;
     let mut embeddings = Array2::from_shape_vec((indices.len(), dim), data)
         .map_err(|e| PipelineError::InvalidOption(e.to_string()))?;
     if options.normalize {
         embed_core::l2_normalize_rows(&mut embeddings);
     }
-    let ids = indices.iter().map(|&i| file_stem_id(paths[i].as_ref())).collect();
-    Ok(Extraction { embeddings, ids, indices, skipped, stats })
+    let ids = indices
+        .iter()
+        .map(|&i| file_stem_id(paths[i].as_ref()))
+        .collect();
+    Ok(Extraction {
+        embeddings,
+        ids,
+        indices,
+        skipped,
+        stats,
+    })
 }
 
 /// Checks the failure limits after `failed` of `total` images failed.
@@ -319,9 +345,14 @@ fn check_failures(
     total: usize,
     first: Option<(&Path, &str)>,
 ) -> Result<()> {
-    let Some((path, reason)) = first else { return Ok(()) };
+    let Some((path, reason)) = first else {
+        return Ok(());
+    };
     if options.strict && failed > 0 {
-        return Err(PipelineError::Strict { path: path.to_path_buf(), reason: reason.to_string() });
+        return Err(PipelineError::Strict {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        });
     }
     if failed as f64 > options.max_failure_rate * total as f64 {
         return Err(PipelineError::TooManyFailures {
@@ -376,7 +407,16 @@ pub fn extract_streaming<P: AsRef<Path> + Sync>(
     if let (true, Model::Torch(t)) = (use_device, model) {
         device::run_device(t, paths, &spec, (h, w), batch, workers, &mut tracker, sink)?;
     } else {
-        run_host(model.embedder(), paths, &spec, (h, w), batch, workers, &mut tracker, sink)?;
+        run_host(
+            model.embedder(),
+            paths,
+            &spec,
+            (h, w),
+            batch,
+            workers,
+            &mut tracker,
+            sink,
+        )?;
     }
     tracker.progress.finish();
     tracker.stats.processed = paths.len();
@@ -408,7 +448,10 @@ impl Tracker<'_> {
             self.first_failure = Some((paths[start + s].as_ref().to_path_buf(), reason.clone()));
         }
         self.failed += failed.len();
-        let first = self.first_failure.as_ref().map(|(p, r)| (p.as_path(), r.as_str()));
+        let first = self
+            .first_failure
+            .as_ref()
+            .map(|(p, r)| (p.as_path(), r.as_str()));
         check_failures(self.options, self.failed, self.total, first)
     }
     fn batch_ready(&mut self) {
@@ -431,7 +474,8 @@ fn load_f32(
 ) -> Result<(), String> {
     let image = embed_core::decode_file(path, decode).map_err(|e| e.to_string())?;
     let view = ArrayViewMut3::from_shape((3, h, w), slot).map_err(|e| e.to_string())?;
-    spec.preprocess_into(&image, view).map_err(|e| e.to_string())
+    spec.preprocess_into(&image, view)
+        .map_err(|e| e.to_string())
 }
 
 /// Buffers in the ring for this many workers, batch size and release lag.
@@ -451,7 +495,11 @@ fn run_host<P: AsRef<Path> + Sync>(
     sink: &mut dyn FnMut(BatchResult) -> Result<()>,
 ) -> Result<()> {
     let slot_len = 3 * h * w;
-    let layout = RingLayout { batch, slot_len, n: paths.len() };
+    let layout = RingLayout {
+        batch,
+        slot_len,
+        n: paths.len(),
+    };
     let k = ring_buffers(workers, batch, 0);
     let mut storage: Vec<Vec<f32>> = (0..k).map(|_| vec![0f32; batch * slot_len]).collect();
     let buffers: Vec<BufPtr<f32>> = storage.iter_mut().map(|b| BufPtr(b.as_mut_ptr())).collect();
@@ -479,11 +527,14 @@ fn run_host<P: AsRef<Path> + Sync>(
             } else {
                 let view = ArrayView4::from_shape((b.rows, 3, h, w), &b.data[..b.rows * 3 * h * w])
                     .map_err(|e| PipelineError::InvalidOption(e.to_string()))?;
-                let out = self.model.embed_batch(view).map_err(|source| PipelineError::Model {
-                    first: start,
-                    last: start + len,
-                    source,
-                })?;
+                let out = self
+                    .model
+                    .embed_batch(view)
+                    .map_err(|source| PipelineError::Model {
+                        first: start,
+                        last: start + len,
+                        source,
+                    })?;
                 if out.dim() != (b.rows, self.model.dim()) {
                     return Err(PipelineError::Model {
                         first: start,
@@ -499,13 +550,26 @@ fn run_host<P: AsRef<Path> + Sync>(
                 out
             };
             self.tracker.batch_done(len, t0.elapsed());
-            (self.sink)(BatchResult { start, len, embeddings, rows: b.good, failed: b.failed })
+            (self.sink)(BatchResult {
+                start,
+                len,
+                embeddings,
+                rows: b.good,
+                failed: b.failed,
+            })
         }
         fn finish(&mut self) -> Result<()> {
             Ok(())
         }
     }
-    let mut consumer = Host { model, paths, batch, hw: (h, w), tracker, sink };
+    let mut consumer = Host {
+        model,
+        paths,
+        batch,
+        hw: (h, w),
+        tracker,
+        sink,
+    };
     // SAFETY: `storage` holds `k` distinct vectors of `batch * slot_len` elements, untouched
     // elsewhere until `run_ring` returns.
     unsafe { run_ring(paths, &layout, &buffers, workers, 0, &load, &mut consumer) }

@@ -14,7 +14,13 @@ pub(crate) struct Progress {
 impl Progress {
     pub(crate) fn new(wanted: bool, total: usize) -> Self {
         let now = Instant::now();
-        Self { enabled: wanted && std::io::stderr().is_terminal(), total, done: 0, started: now, last: now }
+        Self {
+            enabled: wanted && std::io::stderr().is_terminal(),
+            total,
+            done: 0,
+            started: now,
+            last: now,
+        }
     }
 
     pub(crate) fn advance(&mut self, n: usize) {
@@ -28,7 +34,11 @@ impl Progress {
     fn print(&self) {
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
         let rate = self.done as f64 / secs;
-        let eta = if rate > 0.0 { (self.total - self.done.min(self.total)) as f64 / rate } else { 0.0 };
+        let eta = if rate > 0.0 {
+            (self.total - self.done.min(self.total)) as f64 / rate
+        } else {
+            0.0
+        };
         let _ = write!(
             std::io::stderr(),
             "\r{}/{} images, {rate:.1} images/s, ETA {}:{:02}   ",

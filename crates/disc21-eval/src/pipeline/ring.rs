@@ -104,12 +104,23 @@ where
     if n_batches == 0 {
         return consumer.finish();
     }
-    let gates: Vec<Gate> =
-        (0..k).map(|r| Gate { ready_for: Mutex::new(r), cv: Condvar::new() }).collect();
-    let remaining: Vec<AtomicUsize> = (0..k)
-        .map(|r| AtomicUsize::new(if r < n_batches { layout.batch_len(r) } else { 0 }))
+    let gates: Vec<Gate> = (0..k)
+        .map(|r| Gate {
+            ready_for: Mutex::new(r),
+            cv: Condvar::new(),
+        })
         .collect();
-    let failures: Vec<Mutex<Vec<(usize, String)>>> = (0..k).map(|_| Mutex::new(Vec::new())).collect();
+    let remaining: Vec<AtomicUsize> = (0..k)
+        .map(|r| {
+            AtomicUsize::new(if r < n_batches {
+                layout.batch_len(r)
+            } else {
+                0
+            })
+        })
+        .collect();
+    let failures: Vec<Mutex<Vec<(usize, String)>>> =
+        (0..k).map(|_| Mutex::new(Vec::new())).collect();
     let next = AtomicUsize::new(0);
     let abort = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<usize>();
@@ -163,7 +174,10 @@ where
                     };
                     let path = paths[i].as_ref();
                     if let Err(reason) = load(path, slot) {
-                        failures[r].lock().unwrap_or_else(|e| e.into_inner()).push((s, reason));
+                        failures[r]
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((s, reason));
                     }
                     if remaining[r].fetch_sub(1, Ordering::AcqRel) == 1 && tx.send(j).is_err() {
                         return;
@@ -208,7 +222,13 @@ where
                         good.push(s);
                     }
                     let rows = good.len();
-                    consumer.take(FilledBatch { index: j, data, rows, good, failed })?;
+                    consumer.take(FilledBatch {
+                        index: j,
+                        data,
+                        rows,
+                        good,
+                        failed,
+                    })?;
                     taken.push(j);
                     expected += 1;
                     // Release the batch taken `release_lag` batches ago.

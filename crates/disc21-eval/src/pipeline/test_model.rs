@@ -21,7 +21,12 @@ impl GridMeanEmbedder {
     /// A `grid × grid` embedder with the given preprocessing.
     pub fn new(spec: PreprocessSpec, grid: usize) -> Self {
         let grid = grid.max(1);
-        Self { spec, grid, delay_per_batch: Duration::ZERO, id: format!("test/grid-mean-{grid}") }
+        Self {
+            spec,
+            grid,
+            delay_per_batch: Duration::ZERO,
+            id: format!("test/grid-mean-{grid}"),
+        }
     }
 
     /// Sleeps this long in every [`Embedder::embed_batch`] call.
@@ -48,7 +53,9 @@ impl Embedder for GridMeanEmbedder {
         }
         let (n, c, h, w) = pixels.dim();
         if c != 3 {
-            return Err(embed_core::Error::Shape(format!("{c} channels, expected 3")));
+            return Err(embed_core::Error::Shape(format!(
+                "{c} channels, expected 3"
+            )));
         }
         let g = self.grid;
         let mut out = Array2::<f32>::zeros((n, self.dim()));

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the release `disc21-eval` here and copies it, stripped, with the scripts the device run
+# needs into .devcarry/ (gitignored), ready for the device tool:
+#   run(command="bash .devcarry/run_device_checks.sh", carry=[".devcarry"], timeout_s=540)
+# See ../shared/gpu/README.md and scripts/gpu/run_device_checks.sh.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source .venv/bin/activate
+cargo build --release -p disc21-eval
+BIN=target/release/disc21-eval
+# libtorch_cuda must be NEEDED, or CUDA stays invisible on the device (embed-torch's build
+# script keeps it linked).
+readelf -d "$BIN" | grep -q 'libtorch_cuda.so' || { echo "libtorch_cuda.so is not NEEDED by $BIN" >&2; exit 1; }
+mkdir -p .devcarry
+strip -o .devcarry/disc21-eval "$BIN"
+cp scripts/gpu/baseline.py scripts/gpu/make_checkpoints.py scripts/gpu/run_device_checks.sh .devcarry/
+du -sh .devcarry

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The prepared GPU measurement (issue 6), one call on the device machine, nothing built there:
+#   scripts/gpu/prepare.sh   (here: release binary + scripts into .devcarry/)
+#   device run: command "bash .devcarry/run_device_checks.sh", carry [".devcarry"], timeout_s 540
+# It generates real-size random-weight checkpoints and synthetic JPEGs with transformers, runs
+# `disc21-eval bench` for CLIP and DINOv2 (f16, batch 256) with the Python baseline in the same
+# invocation, checks the 8-bit device path against the host path on real files, writes
+# everything under $OUT and prints a short table last.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=${OUT:-/tmp/device-out}
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__)+"/lib")')${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export PYTHONUNBUFFERED=1
+BIN="$HERE/disc21-eval"
+W=/tmp/devck
+N_IMAGES=${N_IMAGES:-2048}
+PREC=${PREC:-f16}
+BATCH=${BATCH:-256}
+{ nvidia-smi; nproc; python3 -c 'import torch,transformers;print(torch.__version__, transformers.__version__)'; } > "$OUT/machine.txt" 2>&1
+t0=$(date +%s)
+python3 "$HERE/make_checkpoints.py" "$W" --images "$N_IMAGES" > "$OUT/make.log" 2>&1 || { tail "$OUT/make.log"; exit 1; }
+echo "setup $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
+for m in clip dinov2; do
+  t0=$(date +%s)
+  timeout 200 "$BIN" bench --model "$m" --weights "$W/$m" --images "$W/images" --device cuda \
+    --precision "$PREC" --batch-size "$BATCH" --model-iters 20 --python-baseline \
+    --python python3 --baseline-script "$HERE/baseline.py" --json "$OUT/bench_$m.json" \
+    > "$OUT/bench_$m.md" 2> "$OUT/bench_$m.err"
+  echo "bench $m rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
+done
+# The 8-bit device path against the f32 host path, same files, same model (f32 for a tight bound).
+for m in clip dinov2; do
+  for t in host device; do
+    timeout 90 "$BIN" embed --model "$m" --weights "$W/$m" --images "$W/images" --device cuda \
+      --precision f32 --batch-size 128 --transfer "$t" --out "/tmp/emb_${m}_$t.npy" --force \
+      >> "$OUT/embed.log" 2>&1
+  done
+  python3 - "$m" >> "$OUT/parity.txt" 2>&1 <<'PY'
+import sys, numpy as np
+m = sys.argv[1]
+a, b = np.load(f"/tmp/emb_{m}_host.npy"), np.load(f"/tmp/emb_{m}_device.npy")
+cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+print(f"{m}: {a.shape} device vs host path: min cosine {cos.min():.7f}, max |diff| {np.abs(a - b).max():.2e}")
+PY
+done
+echo
+echo "== device =="; head -12 "$OUT/machine.txt" | grep -E "H100|H200|MiB" | head -2
+echo "== parity =="; cat "$OUT/parity.txt"
+for m in clip dinov2; do echo "== $m (tail of stderr) =="; tail -3 "$OUT/bench_$m.err"; done
+for m in clip dinov2; do echo "== $m =="; cat "$OUT/bench_$m.md"; done
