@@ -7,3 +7,5 @@ pub mod generate;
 pub mod metrics;
 pub mod models;
 pub mod report;
+pub mod gpu_search;
+pub mod pipeline;
