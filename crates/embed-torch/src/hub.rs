@@ -84,10 +84,47 @@ fn has_weights(dir: &Path) -> bool {
 
 /// Finds a checkpoint: `spec` is a folder, or a model id (`openai/clip-vit-base-patch32`)
 /// looked up in every folder of [`hf_cache_dirs`] (the revision `refs/main` points to, else the
-/// most recently modified complete snapshot). The error lists every place it looked and how to
-/// download the files.
+/// most recently modified complete snapshot). With the `download` feature, a model id found
+/// nowhere is downloaded from the hub into the first cache folder (see the `download` module),
+/// unless `HF_HUB_OFFLINE` is set. The error lists every place it looked and how to download
+/// the files.
 pub fn resolve_model(spec: &str) -> Result<ResolvedModel> {
-    resolve_model_in(spec, &hf_cache_dirs())
+    let found = resolve_model_in(spec, &hf_cache_dirs());
+    #[cfg(feature = "download")]
+    if let Err(Error::WeightsNotFound {
+        model,
+        searched,
+        hint,
+    }) = found
+    {
+        if !looks_like_model_id(spec) || Path::new(spec).exists() {
+            return Err(Error::WeightsNotFound {
+                model,
+                searched,
+                hint,
+            });
+        }
+        let options = crate::download::DownloadOptions::from_env();
+        if options.offline {
+            return Err(Error::WeightsNotFound {
+                model,
+                searched,
+                hint: format!("{hint} (HF_HUB_OFFLINE is set: not downloading.)"),
+            });
+        }
+        return match crate::download::download_model(spec, &options) {
+            Ok(dir) => Ok(ResolvedModel {
+                dir,
+                model_id: spec.to_string(),
+            }),
+            Err(e) => Err(Error::WeightsNotFound {
+                model,
+                searched,
+                hint: format!("Downloading it from the hub failed: {e}. {hint}"),
+            }),
+        };
+    }
+    found
 }
 
 /// [`resolve_model`] with explicit cache folders.

@@ -205,12 +205,43 @@ fn missing_files_and_servers_without_commit_headers() {
 }
 
 #[test]
-fn hf_hub_offline_is_read_from_the_environment() {
-    // Only this test touches the variable, and only reads it back through `from_env`.
-    // SAFETY: no other thread of this test binary reads or writes HF_HUB_OFFLINE.
-    unsafe { std::env::set_var("HF_HUB_OFFLINE", "1") };
+fn resolve_model_downloads_a_missing_id_unless_offline() {
+    // The only test of this binary that touches the environment (the others pass explicit
+    // options), so setting variables here races with nothing.
+    let hub = serve("test-org/hooked", checkpoint(), true);
+    let cache = tempfile::tempdir().unwrap();
+    // SAFETY: no other thread of this test binary reads or writes these variables.
+    unsafe {
+        std::env::set_var("HF_HUB_CACHE", cache.path());
+        std::env::set_var("HF_ENDPOINT", &hub.url);
+        std::env::set_var("HF_HUB_OFFLINE", "1");
+    }
     assert!(DownloadOptions::from_env().offline);
+    let err = embed_torch::resolve_model("test-org/hooked").unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("HF_HUB_OFFLINE"), "{message}");
+    assert_eq!(hub.requests.load(Ordering::SeqCst), 0);
+
     unsafe { std::env::set_var("HF_HUB_OFFLINE", "0") };
     assert!(!DownloadOptions::from_env().offline);
-    unsafe { std::env::remove_var("HF_HUB_OFFLINE") };
+    let found = embed_torch::resolve_model("test-org/hooked").unwrap();
+    assert!(
+        found.dir.starts_with(cache.path()),
+        "{}",
+        found.dir.display()
+    );
+    assert_eq!(found.model_id, "test-org/hooked");
+    assert_eq!(hub.requests.load(Ordering::SeqCst), 3);
+    // Found in the cache from now on, offline too.
+    unsafe { std::env::set_var("HF_HUB_OFFLINE", "1") };
+    assert_eq!(
+        embed_torch::resolve_model("test-org/hooked").unwrap(),
+        found
+    );
+    assert_eq!(hub.requests.load(Ordering::SeqCst), 3);
+    unsafe {
+        std::env::remove_var("HF_HUB_OFFLINE");
+        std::env::remove_var("HF_ENDPOINT");
+        std::env::remove_var("HF_HUB_CACHE");
+    }
 }
