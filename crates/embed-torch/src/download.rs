@@ -205,6 +205,10 @@ pub fn download_model(model_id: &str, options: &DownloadOptions) -> Result<PathB
     std::fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        // Fail fast on a machine without network; the body itself may take long (GBs).
+        .timeout_resolve(Some(std::time::Duration::from_secs(15)))
+        .timeout_connect(Some(std::time::Duration::from_secs(15)))
+        .timeout_recv_response(Some(std::time::Duration::from_secs(60)))
         .build()
         .into();
     let endpoint = options.endpoint.trim_end_matches('/');
