@@ -420,3 +420,37 @@ fn hnsw_query_edge_cases() {
         Err(Error::NonFinite { row: 1 })
     ));
 }
+
+/// The small files above load and search; with `VECINDEX_WRITE_FUZZ_SEEDS=<dir>` they are also
+/// written there as seeds for the `vecindex_file` and `faiss_file` fuzz targets (the first
+/// byte of a `vecindex_file` input picks flat (0) or HNSW (2), +1 to repair the checksum).
+#[test]
+fn small_files_load_and_can_seed_the_fuzzers() {
+    let dir = tempfile::tempdir().unwrap();
+    let flat = small_flat(dir.path());
+    let hnsw = small_hnsw(dir.path());
+    let f = FlatIndex::load(&flat).unwrap();
+    assert_eq!(f.search(&[0.0; 3], 9).unwrap()[0].len(), 4);
+    let h = HnswIndex::load(&hnsw).unwrap();
+    assert_eq!(h.search(&[0.0; 2], 9).unwrap()[0].len(), 6);
+    let faiss = dir.path().join("f.faiss");
+    f.write_faiss(&faiss).unwrap();
+    let faiss_map = dir.path().join("m.faiss");
+    f.write_faiss_with_ids(&faiss_map, &[5, 6, 7, 8]).unwrap();
+    let Ok(seeds) = std::env::var("VECINDEX_WRITE_FUZZ_SEEDS") else {
+        return;
+    };
+    let seeds = Path::new(&seeds);
+    let own = seeds.join("vecindex_file");
+    let fa = seeds.join("faiss_file");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::create_dir_all(&fa).unwrap();
+    for (name, src, mode) in [("flat", &flat, 0u8), ("hnsw", &hnsw, 2u8)] {
+        let body = std::fs::read(src).unwrap();
+        for m in [mode, mode + 1] {
+            std::fs::write(own.join(format!("{name}_{m}")), [&[m][..], &body].concat()).unwrap();
+        }
+    }
+    std::fs::copy(&faiss, fa.join("flat_ip.faiss")).unwrap();
+    std::fs::copy(&faiss_map, fa.join("idmap.faiss")).unwrap();
+}
