@@ -1,0 +1,28 @@
+//! Image decoding and preprocessing: any bytes give an image or a typed error; an image gives
+//! a finite tensor of the model's input size.
+#![no_main]
+
+use embed_core::{DecodeLimits, DecodeOptions, PreprocessSpec, decode_bytes};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    // Tighter limits than the defaults keep each input within libFuzzer's memory limit; the
+    // limits themselves are what is being exercised.
+    let options = DecodeOptions {
+        limits: DecodeLimits {
+            max_side: 4096,
+            max_pixels: 4 << 20,
+            max_file_bytes: 1 << 20,
+        },
+        apply_exif_orientation: data.first().is_some_and(|b| b & 1 == 1),
+        jpeg_dct_downscale_min_side: data.first().is_some_and(|b| b & 2 == 2).then_some(16),
+    };
+    let Ok(image) = decode_bytes(data, &options) else {
+        return;
+    };
+    for spec in [PreprocessSpec::clip(), PreprocessSpec::dinov2()] {
+        let t = spec.preprocess(&image).expect("a decoded image preprocesses");
+        assert_eq!(t.shape(), [3, 224, 224]);
+        assert!(t.iter().all(|v| v.is_finite()));
+    }
+});

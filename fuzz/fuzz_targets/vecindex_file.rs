@@ -1,0 +1,51 @@
+//! Our index files: any bytes give an index or a typed error, never a panic. The first byte
+//! picks flat or HNSW and whether to repair the checksum, so the fuzzer gets past the CRC and
+//! reaches the parser (and, for HNSW, the checks in front of `hnsw_rs`). A loaded index is
+//! searched.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vecindex::{FlatIndex, HnswIndex, VectorIndex};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let mut bytes = body.to_vec();
+    if mode & 1 == 1 && bytes.len() >= 4 {
+        let n = bytes.len() - 4;
+        let crc = crc32(&bytes[..n]);
+        bytes[n..].copy_from_slice(&crc.to_le_bytes());
+    }
+    let path = std::env::temp_dir().join(format!("fuzz-vecindex-{}.vix", std::process::id()));
+    std::fs::write(&path, &bytes).expect("write the input");
+    if mode & 2 == 0 {
+        if let Ok(index) = FlatIndex::load(&path) {
+            search(&index);
+        }
+    } else if let Ok(index) = HnswIndex::load(&path) {
+        search(&index);
+        let q = vec![0.25; index.dim()];
+        let _ = index.search_with_ef(&q, 3, 1).expect("valid query");
+    }
+});
+
+fn search(index: &impl VectorIndex) {
+    let q = vec![0.25; index.dim()];
+    let hits = index.search(&q, 5).expect("a valid query on a loaded index");
+    assert_eq!(hits[0].len(), index.len().min(5));
+    for h in &hits[0] {
+        assert!(index.id(h.row).is_some());
+    }
+}
+
+fn crc32(b: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in b {
+        crc ^= byte as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
