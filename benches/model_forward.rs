@@ -63,7 +63,7 @@ fn bench_model(c: &mut Criterion, name: &str, family: &str, model: &dyn TorchEmb
     let _guard = tch::no_grad_guard();
     let x = Tensor::randn([BATCH, 3, 224, 224], (Kind::Float, Device::Cpu));
     for _ in 0..2 {
-        model.embed_tensor(&x).unwrap();
+        drop(model.embed_tensor(&x).unwrap());
     }
     let mut group = c.benchmark_group("model_forward");
     group.sample_size(10);
@@ -78,7 +78,7 @@ fn bench_model(c: &mut Criterion, name: &str, family: &str, model: &dyn TorchEmb
     for _ in 0..2 {
         rust.extend((0..ITERS).map(|_| {
             let t0 = Instant::now();
-            model.embed_tensor(&x).unwrap();
+            drop(model.embed_tensor(&x).unwrap());
             t0.elapsed().as_secs_f64()
         }));
         py.extend(python_times(dir, family, threads));
