@@ -290,13 +290,14 @@ impl HnswIndex {
                 ),
             ));
         }
-        // Header (data magic + dimension as usize) and at least the vectors themselves.
-        let min_data = (l.count as u64)
-            .checked_mul(l.dim as u64 * 4)
-            .map(|x| x + 12);
-        if min_data.is_none_or(|m| (data.len() as u64) < m) {
-            return Err(format_err(path, "embedded hnsw_rs data dump is too short"));
+        // hnsw_rs exits the process on a dump format it does not know.
+        if !matches!(descr.format_version, 3 | 4) {
+            return Err(format_err(
+                path,
+                format!("hnsw_rs dump format {}", descr.format_version),
+            ));
         }
+        check_data_dump(data, l.dim, l.count).map_err(|m| format_err(path, m))?;
         let dir = tempfile::tempdir().map_err(io_err(Path::new("<temporary directory>")))?;
         for (name, bytes) in [("hnsw.hnsw.graph", graph), ("hnsw.hnsw.data", data)] {
             let p = dir.path().join(name);
@@ -382,4 +383,39 @@ impl VectorIndex for HnswIndex {
     fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
         self.search_with_ef(queries, k, self.params.ef_search)
     }
+}
+
+/// Checks the framing of an `hnsw_rs` data dump (native-endian, as `hnsw_rs` writes it): a
+/// header (magic u32, dimension usize), then per point magic u32, origin id u64, byte length
+/// u64 and the vector. `hnsw_rs` trusts each length: it allocates it, reads `dim` floats from
+/// it unchecked, and exits the process when a read fails, so every record must be exactly one
+/// vector of `dim` f32 and the dump must hold exactly `count` of them.
+fn check_data_dump(data: &[u8], dim: usize, count: usize) -> std::result::Result<(), String> {
+    const MAGIC_DATA: u32 = 0xa67f_0000;
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(data.get(at..at + 4)?.try_into().ok()?))
+    };
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_ne_bytes(data.get(at..at + 8)?.try_into().ok()?))
+    };
+    if u32_at(0) != Some(MAGIC_DATA) || u64_at(4) != Some(dim as u64) {
+        return Err("embedded hnsw_rs data dump has a bad header".into());
+    }
+    let record = 4 + 8 + 8 + dim * 4;
+    let body = data.len() - 12;
+    if count.checked_mul(record) != Some(body) {
+        return Err(format!(
+            "embedded hnsw_rs data dump holds {body} bytes, {count} points of dimension {dim} need {}",
+            count.saturating_mul(record)
+        ));
+    }
+    for i in 0..count {
+        let at = 12 + i * record;
+        if u32_at(at) != Some(MAGIC_DATA) || u64_at(at + 12) != Some(dim as u64 * 4) {
+            return Err(format!(
+                "embedded hnsw_rs data dump: record {i} is malformed"
+            ));
+        }
+    }
+    Ok(())
 }

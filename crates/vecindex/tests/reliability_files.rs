@@ -454,3 +454,32 @@ fn small_files_load_and_can_seed_the_fuzzers() {
     std::fs::copy(&faiss, fa.join("flat_ip.faiss")).unwrap();
     std::fs::copy(&faiss_map, fa.join("idmap.faiss")).unwrap();
 }
+
+/// A checksum-valid HNSW file whose embedded `hnsw_rs` data dump lies (a vector length of
+/// 2^40, or one float short) is refused before `hnsw_rs` reads it: `hnsw_rs` would allocate
+/// the length, read `dim` floats past a short buffer, or exit the process.
+#[test]
+fn lying_hnsw_data_dumps_are_refused_before_hnsw_rs() {
+    let dir = tempfile::tempdir().unwrap();
+    let hnsw = small_hnsw(dir.path());
+    let bytes = std::fs::read(&hnsw).unwrap();
+    let ids_len: usize = ids(6).iter().map(|s| 4 + s.len()).sum();
+    let payload = 53 + 8 + ids_len + 8;
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let graph_len = u64_at(payload);
+    let data = payload + 8 + graph_len + 8;
+    assert_eq!(u64_at(payload + 8 + graph_len), bytes.len() - 4 - data);
+    // Record 0: magic u32 and origin id u64 after the 12-byte header, then its byte length.
+    let len_at = data + 12 + 12;
+    assert_eq!(u64_at(len_at), 2 * 4, "dimension 2, f32");
+    let bad = dir.path().join("bad.vix");
+    for lie in [1u64 << 40, 4, 0] {
+        patched(&hnsw, &bad, &[(len_at, lie.to_le_bytes().to_vec())]);
+        let (result, peak) = peak_during(|| HnswIndex::load(&bad));
+        assert!(
+            matches!(result, Err(Error::Format { .. })),
+            "length {lie}: {result:?}"
+        );
+        assert!(peak < 1 << 20, "{peak}");
+    }
+}
