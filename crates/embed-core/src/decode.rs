@@ -287,50 +287,58 @@ mod jpeg {
             let Some(d) = slot.as_mut() else {
                 return Err(err("no decompressor"));
             };
-            let header = d.read_header(bytes).map_err(err)?;
-            check_limits(header.width as u64, header.height as u64, &options.limits)?;
-            let factor = dct_scale(
-                header.width,
-                header.height,
-                options.jpeg_dct_downscale_min_side,
-            );
-            d.set_scaling_factor(factor).map_err(err)?;
-            let scaled = header.scaled(factor);
-            let (w, h) = (scaled.width, scaled.height);
-            match header.colorspace {
-                Colorspace::CMYK | Colorspace::YCCK => {
-                    let mut cmyk = vec![0u8; w * h * 4];
-                    let out = Image {
-                        pixels: &mut cmyk[..],
-                        width: w,
-                        pitch: w * 4,
-                        height: h,
-                        format: PixelFormat::CMYK,
-                    };
-                    d.decompress(bytes, out).map_err(err)?;
-                    Ok(RgbImage {
-                        width: w as u32,
-                        height: h as u32,
-                        data: inverted_cmyk_to_rgb(&cmyk),
-                    })
+            // A failed decode can leave the handle's parser state behind (seen: a valid JPEG
+            // then fails with "Bogus DQT index"), so a handle that saw an error is dropped.
+            let result = (|| -> Result<RgbImage> {
+                let header = d.read_header(bytes).map_err(err)?;
+                check_limits(header.width as u64, header.height as u64, &options.limits)?;
+                let factor = dct_scale(
+                    header.width,
+                    header.height,
+                    options.jpeg_dct_downscale_min_side,
+                );
+                d.set_scaling_factor(factor).map_err(err)?;
+                let scaled = header.scaled(factor);
+                let (w, h) = (scaled.width, scaled.height);
+                match header.colorspace {
+                    Colorspace::CMYK | Colorspace::YCCK => {
+                        let mut cmyk = vec![0u8; w * h * 4];
+                        let out = Image {
+                            pixels: &mut cmyk[..],
+                            width: w,
+                            pitch: w * 4,
+                            height: h,
+                            format: PixelFormat::CMYK,
+                        };
+                        d.decompress(bytes, out).map_err(err)?;
+                        Ok(RgbImage {
+                            width: w as u32,
+                            height: h as u32,
+                            data: inverted_cmyk_to_rgb(&cmyk),
+                        })
+                    }
+                    _ => {
+                        let mut rgb = vec![0u8; w * h * 3];
+                        let out = Image {
+                            pixels: &mut rgb[..],
+                            width: w,
+                            pitch: w * 3,
+                            height: h,
+                            format: PixelFormat::RGB,
+                        };
+                        d.decompress(bytes, out).map_err(err)?;
+                        Ok(RgbImage {
+                            width: w as u32,
+                            height: h as u32,
+                            data: rgb,
+                        })
+                    }
                 }
-                _ => {
-                    let mut rgb = vec![0u8; w * h * 3];
-                    let out = Image {
-                        pixels: &mut rgb[..],
-                        width: w,
-                        pitch: w * 3,
-                        height: h,
-                        format: PixelFormat::RGB,
-                    };
-                    d.decompress(bytes, out).map_err(err)?;
-                    Ok(RgbImage {
-                        width: w as u32,
-                        height: h as u32,
-                        data: rgb,
-                    })
-                }
+            })();
+            if result.is_err() {
+                *slot = None;
             }
+            result
         })?;
         Ok((image, orientation))
     }
