@@ -12,7 +12,10 @@ start=$SECONDS
 step "cargo fmt --check"
 cargo fmt --all --check
 
-step "cargo clippy (all targets, warnings are errors)"
+step "minimum Rust version (rust-version in Cargo.toml) against the dependency graph"
+cargo metadata --format-version 1 --locked | python3 scripts/check_msrv.py
+
+step "cargo clippy (all targets, warnings are errors; includes clippy's incompatible_msrv lint)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
