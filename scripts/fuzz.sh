@@ -49,10 +49,14 @@ for t in "${targets[@]}"; do
     extra=()
     # HnswIndex::load leaks hnsw_rs's small loader object on purpose (documented in
     # vecindex/src/hnsw.rs: the reloaded graph borrows from it); LeakSanitizer would stop there.
-    [ "$t" = vecindex_file ] && extra=(-detect_leaks=0)
+    asan="${ASAN_OPTIONS:-}"
+    if [ "$t" = vecindex_file ]; then
+        extra=(-detect_leaks=0)
+        asan="detect_leaks=0${asan:+:$asan}" # the at-exit check too
+    fi
     t0=$SECONDS
     set +e
-    cargo fuzz run -O -s "$sanitizer" "${features[@]}" "$t" "corpus/$t" -- \
+    ASAN_OPTIONS="$asan" cargo fuzz run -O -s "$sanitizer" "${features[@]}" "$t" "corpus/$t" -- \
         -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
         "${extra[@]}" >"$log" 2>&1
     rc=$?
