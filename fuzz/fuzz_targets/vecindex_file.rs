@@ -12,10 +12,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut bytes = body.to_vec();
-    // A checksum-valid HNSW file with a lying graph dump still reaches hnsw_rs, which panics
-    // (caught by vecindex, but libFuzzer's panic hook aborts anyway) or aborts on a huge
-    // allocation: a known open bug. Fuzz that combination only when asked to.
-    let repair = mode & 1 == 1 && (mode & 2 == 0 || std::env::var_os("FUZZ_HNSW_DUMPS").is_some());
+    let repair = mode & 1 == 1;
     if repair && bytes.len() >= 4 {
         let n = bytes.len() - 4;
         let crc = crc32(&bytes[..n]);

@@ -268,9 +268,11 @@ impl HnswIndex {
         data: &[u8],
     ) -> Result<Self> {
         let mut g = graph;
-        let descr = std::panic::catch_unwind(move || hnsw_rs::hnswio::load_description(&mut g))
-            .map_err(|_| format_err(path, "unreadable hnsw_rs description"))?
-            .map_err(|e| format_err(path, format!("hnsw_rs description: {e}")))?;
+        let (descr, graph_rest) = std::panic::catch_unwind(move || {
+            hnsw_rs::hnswio::load_description(&mut g).map(|d| (d, g))
+        })
+        .map_err(|_| format_err(path, "unreadable hnsw_rs description"))?
+        .map_err(|e| format_err(path, format!("hnsw_rs description: {e}")))?;
         if descr.dimension != l.dim
             || descr.nb_point != l.count
             || descr.max_nb_connection as usize != l.params.m
@@ -298,6 +300,8 @@ impl HnswIndex {
             ));
         }
         check_data_dump(data, l.dim, l.count).map_err(|m| format_err(path, m))?;
+        check_graph_dump(graph_rest, descr.nb_layer, descr.dumpmode, l.count)
+            .map_err(|m| format_err(path, m))?;
         let dir = tempfile::tempdir().map_err(io_err(Path::new("<temporary directory>")))?;
         for (name, bytes) in [("hnsw.hnsw.graph", graph), ("hnsw.hnsw.data", data)] {
             let p = dir.path().join(name);
@@ -418,4 +422,75 @@ fn check_data_dump(data: &[u8], dim: usize, count: usize) -> std::result::Result
         }
     }
     Ok(())
+}
+
+/// Checks the framing of an `hnsw_rs` graph dump after its description (native-endian): the
+/// layer count (at most 16), then per layer a magic u32 and a point count (usize), per point a
+/// magic u32, origin id (usize), layer (u8), rank (i32) and, for each of the description's
+/// layers, a neighbour count (usize) and that many neighbours; then the entry point. `hnsw_rs`
+/// allocates every count it reads and, once the points outnumber the data dump's records,
+/// exits the process, so the counts are checked against the bytes there are and the points
+/// must number exactly `count`.
+fn check_graph_dump(
+    g: &[u8],
+    descr_layers: u8,
+    dumpmode: u8,
+    count: usize,
+) -> std::result::Result<(), String> {
+    const MAGIC_LAYER: u32 = 0x000a_676f;
+    const MAGIC_POINT: u32 = 0x000a_678f;
+    const MAX_LAYERS: u8 = 16;
+    let bad = |what: &str| format!("embedded hnsw_rs graph dump: {what}");
+    let mut at = 0usize;
+    let mut take = |n: usize| -> std::result::Result<&[u8], String> {
+        let end = at
+            .checked_add(n)
+            .filter(|&e| e <= g.len())
+            .ok_or_else(|| bad("truncated"))?;
+        let out = &g[at..end];
+        at = end;
+        Ok(out)
+    };
+    fn num(b: &[u8]) -> u64 {
+        let mut a = [0u8; 8];
+        a[..b.len()].copy_from_slice(b);
+        u64::from_ne_bytes(a)
+    }
+    if descr_layers > MAX_LAYERS {
+        return Err(bad("too many layers in the description"));
+    }
+    let layers = take(1)?[0];
+    if layers > MAX_LAYERS {
+        return Err(bad("too many layers"));
+    }
+    let neighbour = 8 + if dumpmode == 1 { 5 } else { 0 } + 4;
+    let mut points = 0usize;
+    for _ in 0..layers {
+        if num(take(4)?) != u64::from(MAGIC_LAYER) {
+            return Err(bad("bad layer magic"));
+        }
+        let n = num(take(8)?);
+        points = usize::try_from(n)
+            .ok()
+            .and_then(|n| points.checked_add(n))
+            .filter(|&p| p <= count)
+            .ok_or_else(|| bad("more points than the index holds"))?;
+        for _ in 0..n {
+            if num(take(4)?) != u64::from(MAGIC_POINT) {
+                return Err(bad("bad point magic"));
+            }
+            take(8 + 1 + 4)?;
+            for _ in 0..descr_layers {
+                let k = usize::try_from(num(take(8)?)).map_err(|_| bad("neighbour count"))?;
+                take(
+                    k.checked_mul(neighbour)
+                        .ok_or_else(|| bad("neighbour count"))?,
+                )?;
+            }
+        }
+    }
+    if points != count {
+        return Err(bad("fewer points than the index holds"));
+    }
+    take(8 + 1 + 4).map(|_| ())
 }

@@ -81,10 +81,6 @@ fn vecindex_file_seeds_and_their_variants() {
 
 /// HNSW variants with a repaired checksum reach the `hnsw_rs` graph dump parser.
 #[test]
-#[ignore = "bug: a checksum-valid HNSW file whose embedded hnsw_rs graph dump lies about a \
-            neighbour count makes hnsw_rs's load_point_graph call Vec::with_capacity(huge) and \
-            the process aborts (allocation failure, not catchable); vecindex validates the data \
-            dump's framing before hnsw_rs sees it, not yet the graph dump's"]
 fn hnsw_variants_with_repaired_checksums() {
     replay_vecindex_file(|name| name.starts_with("hnsw_3"));
 }
