@@ -22,6 +22,11 @@ missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v nasm >/dev/null || missing+=(nasm)
 command -v readelf >/dev/null || missing+=(binutils)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+# The report's plots render text with the system's fonts (plotters' ttf backend).
+if ! pkg-config --exists fontconfig 2>/dev/null; then
+    missing+=(libfontconfig1-dev)
+fi
 if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
     missing+=("python3-venv")
 fi
