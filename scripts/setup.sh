@@ -27,6 +27,9 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 if ! pkg-config --exists fontconfig 2>/dev/null; then
     missing+=(libfontconfig1-dev)
 fi
+if ! command -v fc-list >/dev/null || [ -z "$(fc-list 2>/dev/null | head -n 1)" ]; then
+    missing+=(fontconfig fonts-dejavu-core)
+fi
 if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
     missing+=("python3-venv")
 fi
