@@ -4,8 +4,8 @@
 pub mod benchmark;
 pub mod dataset;
 pub mod generate;
+pub mod gpu_search;
 pub mod metrics;
 pub mod models;
-pub mod report;
-pub mod gpu_search;
 pub mod pipeline;
+pub mod report;
