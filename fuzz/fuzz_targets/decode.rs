@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for spec in [PreprocessSpec::clip(), PreprocessSpec::dinov2()] {
-        let t = spec.preprocess(&image).expect("a decoded image preprocesses");
+        let t = spec
+            .preprocess(&image)
+            .expect("a decoded image preprocesses");
         assert_eq!(t.shape(), [3, 224, 224]);
         assert!(t.iter().all(|v| v.is_finite()));
     }

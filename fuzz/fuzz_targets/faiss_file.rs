@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
         };
         if let Ok(index) = FlatIndex::read_faiss(&path, options) {
             let q = vec![0.5; index.dim()];
-            let hits = index.search(&q, 4).expect("a valid query on a loaded index");
+            let hits = index
+                .search(&q, 4)
+                .expect("a valid query on a loaded index");
             assert_eq!(hits[0].len(), index.len().min(4));
         }
     }

@@ -39,7 +39,9 @@ fuzz_target!(|data: &[u8]| {
 
 fn search(index: &impl VectorIndex) {
     let q = vec![0.25; index.dim()];
-    let hits = index.search(&q, 5).expect("a valid query on a loaded index");
+    let hits = index
+        .search(&q, 5)
+        .expect("a valid query on a loaded index");
     assert_eq!(hits[0].len(), index.len().min(5));
     for h in &hits[0] {
         assert!(index.id(h.row).is_some());
@@ -51,7 +53,11 @@ fn crc32(b: &[u8]) -> u32 {
     for &byte in b {
         crc ^= byte as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
