@@ -76,3 +76,18 @@ print(int((got.view(np.uint32) == ref.view(np.uint32)).sum()), got.size)
         );
     }
 }
+
+#[test]
+fn bench_json_is_not_clobbered_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("figures.json");
+    std::fs::write(&json, "{}").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_disc21-eval"))
+        .args(["bench", "--model", "clip", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(&json).unwrap(), "{}");
+}

@@ -59,6 +59,9 @@ pub struct Args {
     /// Write all figures as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Overwrite `--json` if it exists.
+    #[arg(long)]
+    pub force: bool,
     /// Testing aid: a deterministic grid-mean embedder instead of a model.
     #[arg(long, hide = true)]
     pub test_model: Option<usize>,
@@ -178,6 +181,12 @@ fn time_torch_model(model: &dyn TorchEmbedder, batch: usize, iters: usize) -> an
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.json
+        && path.exists()
+        && !args.force
+    {
+        anyhow::bail!("{} exists; pass --force to overwrite it", path.display());
+    }
     let test_model;
     let torch_model;
     let model = match (args.test_model, args.model) {
