@@ -46,7 +46,16 @@ pub fn check_eps(value: f64) -> Result<()> {
     }
 }
 
-/// Deserializes a JSON object into a config struct, with errors naming the problem.
+/// Deserializes a JSON object into a config struct, with errors naming the problem and the
+/// field it is in (e.g. "hidden_size: invalid type: string \"768\", expected usize").
 pub fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T> {
-    serde_json::from_value(value).map_err(|e| Error::config(e.to_string()))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            Error::config(inner.to_string())
+        } else {
+            Error::config(format!("{path}: {inner}"))
+        }
+    })
 }
