@@ -290,8 +290,9 @@ impl PreprocessSpec {
         }
     }
 
-    /// A zeroed `n × 3 × H × W` batch for this spec. Fails when the output size depends on the
-    /// input (no crop and no exact resize).
+    /// A zeroed `n × 3 × H × W` batch for this spec. When the output size depends on the input
+    /// (no crop and no exact resize) the batch is `n × 3 × 0 × 0`, and filling a slot with
+    /// [`PreprocessSpec::preprocess_into`] then fails with a shape error.
     pub fn empty_batch(&self, n: usize) -> Array4<f32> {
         let (h, w) = self.fixed_output_size().unwrap_or((0, 0));
         Array4::zeros((n, 3, h, w))
