@@ -49,7 +49,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing Python packages from requirements.txt (torch is large: a few minutes the first time)"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+    # torch with its CUDA libraries takes ~5 GB installed, and a first build of the workspace
+    # ~10 GB more under target/: say so up front rather than fail half-way with ENOSPC.
+    free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+    if [ -n "$free_kb" ] && [ "$free_kb" -lt $((16 * 1024 * 1024)) ]; then
+        log "warning: only $((free_kb / 1024)) MiB free on this disk; setup and a first build need ~16 GiB"
+    fi
+    pip_opts=(--quiet --disable-pip-version-check)
+    # CI starts from nothing each time: a pip cache there only doubles the disk the wheels take.
+    if [ "${CI:-}" = true ]; then pip_opts+=(--no-cache-dir); fi
+    .venv/bin/python -m pip install "${pip_opts[@]}" -r requirements.txt
     echo "$want" > "$stamp"
 fi
 

@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # shellcheck disable=SC1091
 source scripts/env.sh
+# CI builds each crate once: incremental state would only take disk and time there.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
 start=$SECONDS
