@@ -27,21 +27,15 @@ pub struct Args {
     /// Synthetic images to generate when no --images is given.
     #[arg(long, default_value_t = 64)]
     pub n_images: usize,
-    /// `cpu`, `cuda`, `cuda:N` or `auto`.
-    #[arg(long)]
-    pub device: Option<String>,
+    /// Device, precision and decoding threads.
+    #[command(flatten)]
+    pub runtime: super::RuntimeArgs,
     /// Checkpoint folder or model id.
     #[arg(long)]
     pub weights: Option<String>,
-    /// `f32`, `f16` or `bf16`.
-    #[arg(long)]
-    pub precision: Option<String>,
     /// Images per model call (default: 8 on the CPU, 256 on CUDA).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Decoding threads (default: one per core).
-    #[arg(long, default_value_t = 0)]
-    pub workers: usize,
     /// Model-only repetitions.
     #[arg(long, default_value_t = 3)]
     pub model_iters: usize,
@@ -199,8 +193,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 kind,
                 &ModelOptions {
                     weights: args.weights.clone(),
-                    device: args.device.clone(),
-                    precision: args.precision.clone(),
+                    device: args.runtime.device.clone(),
+                    precision: args.runtime.precision.clone(),
                     pooling: None,
                 },
             )?;
@@ -227,7 +221,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("no images in {}", images.display());
     }
     let options = ExtractOptions {
-        workers: args.workers,
+        workers: args.runtime.workers,
         batch_size: batch,
         progress: false,
         ..ExtractOptions::default()
@@ -278,7 +272,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .args(["--workers", &options.effective_workers().to_string()])
             .args(["--model-iters", &args.model_iters.to_string()])
             .args(["--device", if cuda { "cuda" } else { "cpu" }]);
-        if let Some(p) = &args.precision {
+        if let Some(p) = &args.runtime.precision {
             cmd.args(["--precision", p]);
         }
         eprintln!("bench: running {} {}", py.display(), script.display());

@@ -37,12 +37,9 @@ pub struct Args {
     /// Ids (file stems), one per line (default: OUT with extension `.ids.txt`).
     #[arg(long)]
     pub ids: Option<PathBuf>,
-    /// `cpu`, `cuda`, `cuda:N` or `auto`.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// `f32`, `f16` or `bf16`.
-    #[arg(long)]
-    pub precision: Option<String>,
+    /// Device, precision and decoding threads.
+    #[command(flatten)]
+    pub runtime: super::RuntimeArgs,
     /// Images per model call.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -52,9 +49,6 @@ pub struct Args {
     /// Keep the raw embeddings (default: rows scaled to unit L2 norm).
     #[arg(long)]
     pub no_normalize: bool,
-    /// Decoding threads (default: one per core).
-    #[arg(long, default_value_t = 0)]
-    pub workers: usize,
     /// Fail on the first unreadable image.
     #[arg(long)]
     pub strict: bool,
@@ -251,8 +245,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 kind,
                 &ModelOptions {
                     weights: args.weights.clone(),
-                    device: args.device.clone(),
-                    precision: args.precision.clone(),
+                    device: args.runtime.device.clone(),
+                    precision: args.runtime.precision.clone(),
                     pooling: args.pooling.clone(),
                 },
             )?;
@@ -262,7 +256,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     let options = ExtractOptions {
-        workers: args.workers,
+        workers: args.runtime.workers,
         batch_size: args.batch_size,
         normalize: !args.no_normalize,
         max_failure_rate: args.max_failure_rate,
@@ -277,7 +271,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         preprocess: format!("{:?} {:?}", model.preprocess_spec(), options.decode),
         extra: format!(
             "precision={:?} pooling={:?} test={:?}",
-            args.precision, args.pooling, args.test_model
+            args.runtime.precision, args.pooling, args.test_model
         ),
     };
     let cache_root = args

@@ -54,18 +54,12 @@ pub struct Args {
     /// R000000-R149999, the default) or `all`.
     #[arg(long)]
     pub references: Option<ReferenceSelection>,
-    /// `cpu`, `cuda`, `cuda:N` or `auto` (default). On CUDA the exact search runs there too.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// `f32` (default), `f16` or `bf16`.
-    #[arg(long)]
-    pub precision: Option<String>,
+    /// Device, precision and decoding threads. On CUDA the exact search runs there too.
+    #[command(flatten)]
+    pub runtime: super::RuntimeArgs,
     /// Images per model call.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Decoding threads (default: one per core).
-    #[arg(long, default_value_t = 0)]
-    pub workers: usize,
     /// Neighbours retrieved per query (predictions scored).
     #[arg(long, default_value_t = 10)]
     pub k: usize,
@@ -174,8 +168,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let options = ModelOptions {
             weights: weights.clone(),
-            device: args.device.clone(),
-            precision: args.precision.clone(),
+            device: args.runtime.device.clone(),
+            precision: args.runtime.precision.clone(),
             pooling: None,
         };
         let model = load_torch_embedder(kind, &options)?;
@@ -186,7 +180,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         loaded.push((
             kind,
             w,
-            format!("precision={:?}", args.precision),
+            format!("precision={:?}", args.runtime.precision),
             Loaded::Torch(model),
         ));
     }
@@ -220,7 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     options.index = args.index;
     options.search_device = search_device;
     options.extract = ExtractOptions {
-        workers: args.workers,
+        workers: args.runtime.workers,
         batch_size: args.batch_size,
         ..ExtractOptions::default()
     };
