@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use disc21_eval::pipeline::test_model::GridMeanEmbedder;
 use disc21_eval::pipeline::{
-    CacheKey, CacheOptions, ExtractOptions, Model, PipelineError, Transfer, extract,
-    extract_cached, list_images, normalize_u8_nhwc,
+    CacheKey, CacheOptions, ExtractOptions, Model, PipelineError, ResizeOn, Transfer, extract,
+    extract_cached, list_images, normalize_u8_nhwc, resize_crop_on_device,
 };
 use embed_core::{DecodeOptions, Embedder, PreprocessSpec};
 use ndarray::{Array2, Axis};
@@ -288,6 +288,120 @@ fn device_path_equals_host_path() {
         assert_eq!(dev.ids, host.ids);
         assert_eq!(dev.skipped, host.skipped);
     }
+}
+
+/// A photo-like test image: smooth gradients, an edge and a little noise.
+fn photo(w: u32, h: u32, seed: u64) -> embed_core::RgbImage {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut data = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let edge = if x * 3 > w { 60 } else { 0 };
+            for c in 0..3u32 {
+                let v = (x * (40 + 30 * c)) / w + (y * 120) / h + edge + rng.gen_range(0..24);
+                data.push(v.min(255) as u8);
+            }
+        }
+    }
+    embed_core::RgbImage::from_raw(w, h, data).unwrap()
+}
+
+#[test]
+fn device_resize_is_within_two_levels_of_pil() {
+    let sizes = [
+        (500, 400),
+        (333, 777),
+        (224, 300),
+        (1000, 230),
+        (90, 60),
+        (256, 256),
+    ];
+    for spec in [PreprocessSpec::clip(), PreprocessSpec::dinov2()] {
+        let (mut equal, mut total, mut worst) = (0usize, 0usize, 0i32);
+        for (i, &(w, h)) in sizes.iter().enumerate() {
+            let img = photo(w, h, i as u64);
+            let exact = embed_core::preprocess::resize_crop(&spec, &img).unwrap();
+            let t = Tensor::from_slice(img.as_raw())
+                .view([h as i64, w as i64, 3])
+                .permute([2i64, 0, 1])
+                .unsqueeze(0);
+            let out = resize_crop_on_device(&t, &spec).unwrap();
+            let (oh, ow) = spec.output_size(w, h);
+            assert_eq!(out.size(), vec![1, 3, oh as i64, ow as i64], "{w}×{h}");
+            let mut got = vec![0f32; 3 * oh * ow];
+            out.contiguous().copy_data(&mut got, 3 * oh * ow);
+            for c in 0..3 {
+                for p in 0..oh * ow {
+                    let (d, e) = (got[c * oh * ow + p], exact[p * 3 + c]);
+                    assert_eq!(d, d.round(), "integer values");
+                    let diff = (d as i32 - i32::from(e)).abs();
+                    worst = worst.max(diff);
+                    equal += usize::from(diff == 0);
+                    total += 1;
+                }
+            }
+        }
+        let share = equal as f64 / total as f64;
+        println!("device resize: {share:.4} of values equal to PIL's, worst {worst} levels");
+        // Measured: 84 % equal, at most one level off for CLIP and two for DINOv2 (PIL rounds
+        // to 8 bits between its two passes; libtorch does not).
+        assert!(worst <= 2, "worst difference {worst} levels");
+        assert!(share >= 0.8, "only {share:.4} of values equal");
+    }
+}
+
+#[test]
+fn device_resize_pipeline_matches_host_within_tolerance_and_falls_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    make_images(dir.path(), 11, 6);
+    let paths = list_images(dir.path()).unwrap();
+    let m = TorchGrid(model());
+    let host = extract(Model::Host(&m), &paths, &opts(2, 4)).unwrap();
+    let device = |max_pixels: usize, batch: usize| {
+        extract(
+            Model::Torch(&m),
+            &paths,
+            &ExtractOptions {
+                transfer: Transfer::Device,
+                resize_on: ResizeOn::Device,
+                device_resize_max_pixels: max_pixels,
+                ..opts(3, batch)
+            },
+        )
+        .unwrap()
+    };
+    for batch in [1, 4] {
+        let dev = device(0, batch);
+        assert_eq!(dev.ids, host.ids);
+        assert_eq!(dev.skipped, host.skipped);
+        // Grid means of normalised pixels: a level (1/255/std ≈ 0.015) at most per pixel.
+        let worst = (&dev.embeddings - &host.embeddings)
+            .iter()
+            .fold(0f32, |a, &d| a.max(d.abs()));
+        assert!(worst < 0.03, "batch {batch}: worst difference {worst}");
+        assert_ne!(dev.embeddings, host.embeddings, "the device resize ran");
+    }
+    // Every image over the pixel limit: all resized on the host, bit-exact.
+    let fallback = device(1, 4);
+    assert_eq!(fallback.embeddings, host.embeddings);
+}
+
+#[test]
+fn device_resize_needs_the_device_transfer() {
+    let dir = tempfile::tempdir().unwrap();
+    make_images(dir.path(), 2, 7);
+    let paths = list_images(dir.path()).unwrap();
+    let m = model();
+    let err = extract(
+        Model::Host(&m),
+        &paths,
+        &ExtractOptions {
+            resize_on: ResizeOn::Device,
+            ..opts(1, 2)
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, PipelineError::InvalidOption(_)), "{err}");
 }
 
 #[test]

@@ -227,12 +227,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..ExtractOptions::default()
     };
     eprintln!(
-        "bench: {} on {} images of {}, batch {batch}, {} workers, device {}",
+        "bench: {} on {} images of {}, batch {batch}, {} workers, device {}, resize on {:?}",
         model.model_id(),
         paths.len(),
         images.display(),
         options.effective_workers(),
-        if cuda { "cuda" } else { "cpu" }
+        if cuda { "cuda" } else { "cpu" },
+        args.runtime.resize_on
     );
     let null = NullEmbedder(model.preprocess_spec().clone());
     // Twice: the first pass warms the page cache.
@@ -242,7 +243,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Model::Torch(t) => time_torch_model(t, batch, args.model_iters)?,
         Model::Host(e) => time_model(e, batch, args.model_iters)?,
     };
-    let e2e = extract(model, &paths, &options)?;
+    // Decode + preprocess above is the host path; end to end uses the resize asked for.
+    let e2e_options = ExtractOptions {
+        resize_on: args.runtime.resize_on,
+        ..options.clone()
+    };
+    let e2e = extract(model, &paths, &e2e_options)?;
     let rust = Figures {
         decode_preprocess: dp.stats.images_per_second(),
         model_only,

@@ -263,6 +263,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         strict: args.strict,
         progress: true,
         transfer: args.transfer,
+        resize_on: args.runtime.resize_on,
         ..ExtractOptions::default()
     };
     let key = CacheKey {
@@ -270,8 +271,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         weights_hash: weights_hash(args.weights.as_deref())?,
         preprocess: format!("{:?} {:?}", model.preprocess_spec(), options.decode),
         extra: format!(
-            "precision={:?} pooling={:?} test={:?}",
-            args.runtime.precision, args.pooling, args.test_model
+            "precision={:?} pooling={:?} test={:?}{}",
+            args.runtime.precision,
+            args.pooling,
+            args.test_model,
+            args.runtime.cache_tag()
         ),
     };
     let cache_root = args

@@ -10,6 +10,8 @@ pub mod preprocess;
 pub mod run;
 pub mod search;
 
+use disc21_eval::pipeline::ResizeOn;
+
 /// Where and how a model runs: the options `embed`, `bench` and `run` share.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct RuntimeArgs {
@@ -22,4 +24,20 @@ pub struct RuntimeArgs {
     /// Decoding threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Where images are resized: `host` (the CPU workers, bit-exact with PIL) or `device`
+    /// (libtorch's antialiased bicubic on the model's device, within two 8-bit levels of PIL;
+    /// the workers only decode). `device` needs the 8-bit device transfer (a CUDA device).
+    #[arg(long, value_enum, default_value_t = ResizeOn::Host)]
+    pub resize_on: ResizeOn,
+}
+
+impl RuntimeArgs {
+    /// What these options add to a cache key: pixels resized on the device differ slightly
+    /// from the exact ones, so their embeddings are cached apart (host keys stay as they were).
+    pub fn cache_tag(&self) -> &'static str {
+        match self.resize_on {
+            ResizeOn::Host => "",
+            ResizeOn::Device => " resize=device",
+        }
+    }
 }

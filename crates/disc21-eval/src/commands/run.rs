@@ -180,7 +180,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         loaded.push((
             kind,
             w,
-            format!("precision={:?}", args.runtime.precision),
+            format!(
+                "precision={:?}{}",
+                args.runtime.precision,
+                args.runtime.cache_tag()
+            ),
             Loaded::Torch(model),
         ));
     }
@@ -216,6 +220,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     options.extract = ExtractOptions {
         workers: args.runtime.workers,
         batch_size: args.batch_size,
+        resize_on: args.runtime.resize_on,
         ..ExtractOptions::default()
     };
     let result = run_benchmark(&set, &models, &options)?;
