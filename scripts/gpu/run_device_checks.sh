@@ -44,8 +44,28 @@ cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 print(f"{m}: {a.shape} device vs host path: min cosine {cos.min():.7f}, max |diff| {np.abs(a - b).max():.2e}")
 PY
 done
+# Last, as they are optional: the resize on the GPU (--resize-on device), its end-to-end rate
+# and its embeddings against the exact host path (f32, cosine).
+for m in clip dinov2; do
+  t0=$(date +%s)
+  timeout 100 "$BIN" bench --model "$m" --weights "$W/$m" --images "$W/images" --device cuda \
+    --precision "$PREC" --batch-size "$BATCH" --model-iters 5 --resize-on device \
+    > "$OUT/bench_${m}_gpu_resize.md" 2> "$OUT/bench_${m}_gpu_resize.err"
+  echo "bench $m resize-on-device rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
+  timeout 60 "$BIN" embed --model "$m" --weights "$W/$m" --images "$W/images" --device cuda \
+    --precision f32 --batch-size 128 --resize-on device --out "/tmp/emb_${m}_gpuresize.npy" --force \
+    >> "$OUT/embed.log" 2>&1
+  python3 - "$m" >> "$OUT/parity.txt" 2>&1 <<'PY'
+import sys, numpy as np
+m = sys.argv[1]
+a, b = np.load(f"/tmp/emb_{m}_host.npy"), np.load(f"/tmp/emb_{m}_gpuresize.npy")
+cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+print(f"{m}: resize on GPU vs exact host path: min cosine {cos.min():.6f}, mean {cos.mean():.6f}")
+PY
+done
 echo
 echo "== device =="; head -12 "$OUT/machine.txt" | grep -E "H100|H200|MiB" | head -2
 echo "== parity =="; cat "$OUT/parity.txt"
 for m in clip dinov2; do echo "== $m (tail of stderr) =="; tail -3 "$OUT/bench_$m.err"; done
 for m in clip dinov2; do echo "== $m =="; cat "$OUT/bench_$m.md"; done
+for m in clip dinov2; do echo "== $m, resize on the GPU =="; cat "$OUT/bench_${m}_gpu_resize.md"; done
