@@ -2,6 +2,8 @@
 //! `BitImageProcessor`): shortest-edge resize with PIL's antialiased filters, centre crop,
 //! rescale, normalise, CHW `f32`.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod resize;
 mod spec;
 

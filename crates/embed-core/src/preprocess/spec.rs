@@ -317,20 +317,27 @@ impl PreprocessSpec {
                 image.height()
             )));
         }
-        let pixels = super::resize::resize_crop(self, image)?;
         let luts = self.value_tables();
-        let plane = h * w;
         let slice = out
             .as_slice_mut()
             .ok_or_else(|| Error::Shape("output slot is not contiguous".into()))?;
-        let (r, rest) = slice.split_at_mut(plane);
-        let (g, b) = rest.split_at_mut(plane);
-        for (i, px) in pixels.chunks_exact(3).enumerate() {
-            r[i] = luts[0][px[0] as usize];
-            g[i] = luts[1][px[1] as usize];
-            b[i] = luts[2][px[2] as usize];
-        }
-        Ok(())
+        super::resize::with_scratch(|s| {
+            super::resize::resize_crop_planar(self, image, s)?;
+            let plane = h * w;
+            if plane == 0 {
+                return Ok(());
+            }
+            for ((dst, src), lut) in slice
+                .chunks_exact_mut(plane)
+                .zip(s.planar.chunks_exact(plane))
+                .zip(&luts)
+            {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = lut[usize::from(v)];
+                }
+            }
+            Ok(())
+        })
     }
 
     /// For each channel, the `f32` each 8-bit value becomes: `float32(float64(v) * factor)`,

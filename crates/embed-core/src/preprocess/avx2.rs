@@ -1,0 +1,237 @@
+//! AVX2 kernels of the resize passes, chosen at run time (x86-64 only).
+//!
+//! The horizontal pass's taps run along a row of 3-byte pixels, which vectorises badly. Here a
+//! strip of 8 rows is transposed first (8×8 blocks of RGBX `u32` pixels), so that one input
+//! column becomes one 32-byte vector (8 rows × 4 channels). Each output column is then a sum of
+//! whole vectors times a broadcast weight, as in the vertical pass, and 8 output columns are
+//! transposed back in registers. Sums of integers are exact, so the result is the scalar
+//! kernel's (and PIL's) bit for bit whatever the order.
+
+use std::arch::x86_64::{
+    __m256i, _mm_loadl_epi64, _mm_loadu_si128, _mm_setr_epi8, _mm_shuffle_epi8, _mm256_add_epi32,
+    _mm256_cvtepu8_epi32, _mm256_mullo_epi32, _mm256_packus_epi16, _mm256_packus_epi32,
+    _mm256_permute2x128_si256, _mm256_permutevar8x32_epi32, _mm256_set_m128i, _mm256_set1_epi32,
+    _mm256_setr_epi8, _mm256_setr_epi32, _mm256_setzero_si256, _mm256_shuffle_epi8,
+    _mm256_srai_epi32, _mm256_storeu_si256, _mm256_unpackhi_epi32, _mm256_unpackhi_epi64,
+    _mm256_unpacklo_epi32, _mm256_unpacklo_epi64,
+};
+use std::ops::Range;
+
+use super::resize::{Coeffs, PRECISION_BITS, ROUND, clip8};
+
+/// Bytes of one transposed input column of a strip: 8 rows × RGBX.
+const COL: usize = 32;
+
+/// Horizontal pass of rows `rows` of `src` (interleaved RGB, `in_w` pixels a row) for the output
+/// columns of `coeffs`, into `temp`: one row-planar row (R… G… B…) per input row. `t` is
+/// scratch.
+#[target_feature(enable = "avx2")]
+pub(super) fn horizontal(
+    src: &[u8],
+    in_w: usize,
+    rows: Range<usize>,
+    temp: &mut [u8],
+    coeffs: &Coeffs,
+    t: &mut Vec<u8>,
+) {
+    let out_w = coeffs.bounds.len();
+    let Some(x0) = coeffs.bounds.iter().map(|b| b.0).min() else {
+        return;
+    };
+    let x1 = coeffs
+        .bounds
+        .iter()
+        .map(|b| b.0 + b.1)
+        .max()
+        .unwrap_or(x0)
+        .min(in_w);
+    let blocks = (x1 - x0).div_ceil(8);
+    t.clear();
+    t.resize(blocks * 8 * COL, 0);
+    let stride = out_w * 3;
+    // Rows of `c[k]`'s lanes after the packs below (they interleave the two 128-bit halves).
+    const ROW_OF_LANE: [usize; 8] = [0, 2, 4, 6, 1, 3, 5, 7];
+
+    for r0 in rows.clone().step_by(8) {
+        // Transpose the strip's needed columns into `t`.
+        for (b, dst) in t.chunks_exact_mut(8 * COL).enumerate() {
+            let x = x0 + b * 8;
+            let mut v = [_mm256_setzero_si256(); 8];
+            for (k, slot) in v.iter_mut().enumerate() {
+                let r = r0 + k;
+                if r < rows.end {
+                    *slot = load_rgbx8(src, (r * in_w + x) * 3);
+                }
+            }
+            for (col, chunk) in transpose8(v).iter().zip(dst.chunks_exact_mut(COL)) {
+                store32(chunk, *col);
+            }
+        }
+        // Output columns, 8 at a time, transposed back to rows.
+        for ox in (0..out_w).step_by(8) {
+            let n = (out_w - ox).min(8);
+            let mut c = [_mm256_setzero_si256(); 8];
+            for (i, slot) in c.iter_mut().enumerate().take(n) {
+                let (start, taps) = coeffs.taps(ox + i);
+                let base = (start - x0) * COL;
+                *slot = weighted_sum(&t[base..base + taps.len() * COL], COL, taps);
+            }
+            for (lane, row) in transpose8(c).into_iter().enumerate() {
+                let r = r0 + ROW_OF_LANE[lane];
+                if r < rows.end {
+                    let o = (r - rows.start) * stride;
+                    store_planar(&mut temp[o..o + stride], ox, n, row);
+                }
+            }
+        }
+    }
+}
+
+/// `Σ bytes × weight` over the taps, for 32 bytes side by side, rounded and clipped to 8 bits
+/// like PIL's `clip8`. Tap `j`'s bytes are `lines[j * stride..][..32]`. The 4-byte groups of
+/// the result come out in the order 0 2 4 6 1 3 5 7 (the packs interleave 128-bit halves).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn weighted_sum(lines: &[u8], stride: usize, taps: &[i32]) -> __m256i {
+    let mut acc = [_mm256_set1_epi32(ROUND); 4];
+    for (j, &w) in taps.iter().enumerate() {
+        let px = &lines[j * stride..j * stride + 32];
+        let w = _mm256_set1_epi32(w);
+        for (q, a) in acc.iter_mut().enumerate() {
+            let bytes = &px[q * 8..q * 8 + 8];
+            // SAFETY: `bytes` is 8 bytes long, what `_mm_loadl_epi64` reads.
+            let v = _mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(bytes.as_ptr().cast()) });
+            *a = _mm256_add_epi32(*a, _mm256_mullo_epi32(v, w));
+        }
+    }
+    // `clip8` is `clamp(acc >> 22, 0, 255)`; the unsigned saturating packs do the clamp
+    // (`acc >> 22` stays within ±512, so it never wraps in 16 bits).
+    let [a0, a1, a2, a3] = acc.map(|a| _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(a));
+    _mm256_packus_epi16(_mm256_packus_epi32(a0, a1), _mm256_packus_epi32(a2, a3))
+}
+
+/// Transposes an 8×8 matrix of `u32`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn transpose8(r: [__m256i; 8]) -> [__m256i; 8] {
+    let t0 = _mm256_unpacklo_epi32(r[0], r[1]);
+    let t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+    let t2 = _mm256_unpacklo_epi32(r[2], r[3]);
+    let t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+    let t4 = _mm256_unpacklo_epi32(r[4], r[5]);
+    let t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+    let t6 = _mm256_unpacklo_epi32(r[6], r[7]);
+    let t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+    let u0 = _mm256_unpacklo_epi64(t0, t2);
+    let u1 = _mm256_unpackhi_epi64(t0, t2);
+    let u2 = _mm256_unpacklo_epi64(t1, t3);
+    let u3 = _mm256_unpackhi_epi64(t1, t3);
+    let u4 = _mm256_unpacklo_epi64(t4, t6);
+    let u5 = _mm256_unpackhi_epi64(t4, t6);
+    let u6 = _mm256_unpacklo_epi64(t5, t7);
+    let u7 = _mm256_unpackhi_epi64(t5, t7);
+    [
+        _mm256_permute2x128_si256::<0x20>(u0, u4),
+        _mm256_permute2x128_si256::<0x20>(u1, u5),
+        _mm256_permute2x128_si256::<0x20>(u2, u6),
+        _mm256_permute2x128_si256::<0x20>(u3, u7),
+        _mm256_permute2x128_si256::<0x31>(u0, u4),
+        _mm256_permute2x128_si256::<0x31>(u1, u5),
+        _mm256_permute2x128_si256::<0x31>(u2, u6),
+        _mm256_permute2x128_si256::<0x31>(u3, u7),
+    ]
+}
+
+/// 8 RGB pixels at byte `off` of `src` as RGBX (X = 0). Pixels past the end of `src` are zero.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_rgbx8(src: &[u8], off: usize) -> __m256i {
+    let mut padded = [0u8; 28];
+    let bytes = match src.get(off..off + 28) {
+        Some(b) => b,
+        None => {
+            let rest = src.get(off..).unwrap_or(&[]);
+            let n = rest.len().min(24);
+            padded[..n].copy_from_slice(&rest[..n]);
+            &padded[..]
+        }
+    };
+    // SAFETY: `bytes` holds 28 bytes; the loads read bytes 0..16 and 12..28.
+    let (lo, hi) = unsafe {
+        (
+            _mm_loadu_si128(bytes.as_ptr().cast()),
+            _mm_loadu_si128(bytes[12..].as_ptr().cast()),
+        )
+    };
+    let spread = _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+    _mm256_set_m128i(_mm_shuffle_epi8(hi, spread), _mm_shuffle_epi8(lo, spread))
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store32(dst: &mut [u8], v: __m256i) {
+    let dst: &mut [u8; 32] = match dst.try_into() {
+        Ok(d) => d,
+        Err(_) => return,
+    };
+    // SAFETY: `dst` is 32 bytes, what the store writes.
+    unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), v) };
+}
+
+/// Writes the first `n` (at most 8) RGBX pixels of `v` to columns `x..x + n` of the row-planar
+/// row `row` (R… G… B…, a third of its length each).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_planar(row: &mut [u8], x: usize, n: usize, v: __m256i) {
+    let by_channel = _mm256_setr_epi8(
+        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10,
+        14, 3, 7, 11, 15,
+    );
+    // Bytes 0..8 the R of the 8 pixels, 8..16 G, 16..24 B.
+    let planar = _mm256_permutevar8x32_epi32(
+        _mm256_shuffle_epi8(v, by_channel),
+        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+    );
+    let mut buf = [0u8; 32];
+    // SAFETY: `buf` is 32 bytes, what the store writes.
+    unsafe { _mm256_storeu_si256(buf.as_mut_ptr().cast(), planar) };
+    let w = row.len() / 3;
+    for (c, channel) in row.chunks_exact_mut(w).enumerate() {
+        let src = &buf[c * 8..c * 8 + 8];
+        match <&mut [u8; 8]>::try_from(&mut channel[x..x + n]) {
+            Ok(d) => d.copy_from_slice(src),
+            Err(_) => channel[x..x + n].copy_from_slice(&src[..n]),
+        }
+    }
+}
+
+/// Vertical pass: row `i` of `out` (rows of `stride` bytes, any layout) is the weighted sum of
+/// rows of `temp` (whose first row is input row `first_row`), 32 bytes at a time.
+#[target_feature(enable = "avx2")]
+pub(super) fn vertical(
+    temp: &[u8],
+    first_row: usize,
+    out: &mut [u8],
+    stride: usize,
+    coeffs: &Coeffs,
+) {
+    // Puts the 4-byte groups of `weighted_sum` back in order.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let full = stride / 32 * 32;
+    for (i, dst) in out.chunks_exact_mut(stride).enumerate() {
+        let (start, taps) = coeffs.taps(i);
+        let base = (start - first_row) * stride;
+        let lines = &temp[base..base + taps.len() * stride];
+        for x in (0..full).step_by(32) {
+            let v = _mm256_permutevar8x32_epi32(weighted_sum(&lines[x..], stride, taps), order);
+            store32(&mut dst[x..x + 32], v);
+        }
+        for (x, d) in dst.iter_mut().enumerate().skip(full) {
+            let mut acc = ROUND;
+            for (j, &w) in taps.iter().enumerate() {
+                acc += i32::from(lines[j * stride + x]) * w;
+            }
+            *d = clip8(acc);
+        }
+    }
+}
