@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use disc21_eval::benchmark::weights_fingerprint;
 use disc21_eval::models::{ModelKind, ModelOptions, load_torch_embedder};
 use disc21_eval::pipeline::test_model::GridMeanEmbedder;
 use disc21_eval::pipeline::{
@@ -14,7 +15,6 @@ use disc21_eval::pipeline::{
     list_images, read_list,
 };
 use embed_core::PreprocessSpec;
-use sha2::{Digest, Sha256};
 
 /// Arguments of `disc21-eval embed`.
 #[derive(clap::Args, Debug)]
@@ -110,35 +110,6 @@ pub struct EmbedMeta {
     pub extraction: String,
     /// Whether rows are L2-normalised.
     pub normalized: bool,
-}
-
-/// Hashes a checkpoint folder's JSON and safetensors files (names and contents), or the string
-/// itself when it is not a folder.
-fn weights_hash(weights: Option<&str>) -> anyhow::Result<String> {
-    let mut h = Sha256::new();
-    match weights.map(Path::new).filter(|p| p.is_dir()) {
-        Some(dir) => {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.extension()
-                        .is_some_and(|e| e == "json" || e == "safetensors" || e == "bin")
-                })
-                .collect();
-            files.sort();
-            for f in files {
-                h.update(
-                    f.file_name()
-                        .map(|n| n.as_encoded_bytes())
-                        .unwrap_or_default(),
-                );
-                let mut file = std::fs::File::open(&f).with_context(|| f.display().to_string())?;
-                std::io::copy(&mut file, &mut h)?;
-            }
-        }
-        None => h.update(weights.unwrap_or("default").as_bytes()),
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
@@ -268,7 +239,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let key = CacheKey {
         model_id: model.model_id().to_string(),
-        weights_hash: weights_hash(args.weights.as_deref())?,
+        weights_hash: weights_fingerprint(args.weights.as_deref().unwrap_or("default"))?,
         preprocess: format!("{:?} {:?}", model.preprocess_spec(), options.decode),
         extra: format!(
             "precision={:?} pooling={:?} test={:?}{}",
