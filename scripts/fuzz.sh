@@ -9,7 +9,7 @@
 # earlier runs left in fuzz/corpus/<target> (ignored by git). Crashes land in
 # fuzz/artifacts/<target>; the script exits non-zero if any target found one.
 #
-# Needs cargo-fuzz (`cargo install cargo-fuzz`). It uses nightly-only rustc flags, which the
+# Uses cargo-fuzz (installed into .tools/ when missing). It uses nightly-only rustc flags, which the
 # stable toolchain accepts with RUSTC_BOOTSTRAP=1 (set here). FUZZ_SANITIZER picks the
 # sanitizer (default: address; `none` builds faster and runs about twice as fast).
 set -euo pipefail
@@ -33,7 +33,15 @@ elif [ "${FUZZ_TORCH:-0}" = 1 ]; then
 else
     targets=(decode vecindex_file faiss_file)
 fi
-command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
+# cargo-fuzz: the one on PATH, else a pinned copy installed into .tools/ (ignored by git), so a
+# fresh machine or CI needs nothing beyond the toolchain.
+if ! command -v cargo-fuzz >/dev/null; then
+    if [ ! -x .tools/bin/cargo-fuzz ]; then
+        echo "installing cargo-fuzz 0.13.2 into .tools/ (about a minute)" >&2
+        cargo install cargo-fuzz --version 0.13.2 --locked --root .tools --quiet
+    fi
+    export PATH="$PWD/.tools/bin:$PATH"
+fi
 
 cd fuzz
 start=$SECONDS

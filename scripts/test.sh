@@ -36,4 +36,12 @@ fi
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
+# Issue 7: every fuzz target that does not link libtorch, briefly, from the committed seeds
+# (scripts/fuzz.sh; longer runs and the libtorch targets: see docs/RELIABILITY.md).
+# SKIP_FUZZ=1 leaves it out, FUZZ_SECONDS sets the time per target.
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+    step "fuzzing briefly (decode, vecindex_file, faiss_file; ${FUZZ_SECONDS:-15} s each, no sanitizer)"
+    FUZZ_SANITIZER=none scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+fi
+
 step "done in $((SECONDS - start)) s"
