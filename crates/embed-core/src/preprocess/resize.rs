@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::rc::Rc;
 
 use super::spec::{PreprocessSpec, Resample};
 use crate::decode::RgbImage;
@@ -47,6 +48,40 @@ pub(super) struct Scratch {
     window: Vec<u8>,
     /// The SIMD horizontal pass's transposed strip.
     transposed: Vec<u8>,
+    /// Recently used filter weights: a run of images of one size reuses them.
+    coeffs: Vec<(CoeffsKey, Rc<Coeffs>)>,
+    /// The last value tables and the spec values they were made for.
+    pub(super) tables: Option<(TablesKey, Rc<[[f32; 256]; 3]>)>,
+}
+
+/// What a [`Coeffs`] depends on: input size, output size, output range, filter.
+type CoeffsKey = (usize, usize, usize, usize, Resample);
+
+/// What the value tables depend on: the rescale factor and the normalisation.
+pub(super) type TablesKey = (Option<f64>, Option<([f64; 3], [f64; 3])>);
+
+impl Scratch {
+    /// Filter weights cached; a handful of entries (both axes of a few sizes).
+    const KEEP_COEFFS: usize = 8;
+
+    fn coeffs(
+        &mut self,
+        in_size: usize,
+        out_size: usize,
+        range: Range<usize>,
+        filter: Resample,
+    ) -> Result<Rc<Coeffs>> {
+        let key = (in_size, out_size, range.start, range.end, filter);
+        if let Some((_, c)) = self.coeffs.iter().find(|(k, _)| *k == key) {
+            return Ok(Rc::clone(c));
+        }
+        let c = Rc::new(Coeffs::new(in_size, out_size, range, filter)?);
+        if self.coeffs.len() >= Self::KEEP_COEFFS {
+            self.coeffs.remove(0);
+        }
+        self.coeffs.push((key, Rc::clone(&c)));
+        Ok(c)
+    }
 }
 
 impl Scratch {
@@ -64,6 +99,9 @@ impl Scratch {
                 *buf = Vec::new();
             }
         }
+        // The weights of a huge image are as large as its buffers.
+        self.coeffs
+            .retain(|(_, c)| c.weights.len() * 4 <= Self::KEEP_BYTES);
     }
 }
 
@@ -184,7 +222,7 @@ pub(super) struct Coeffs {
     /// For each output pixel: first input index and number of taps.
     pub(super) bounds: Vec<(usize, usize)>,
     /// `bounds.len() × ksize` weights.
-    weights: Vec<i32>,
+    pub(super) weights: Vec<i32>,
 }
 
 impl Coeffs {
@@ -293,7 +331,7 @@ fn resample_window(
 
     // Input rows the vertical pass reads (or the output rows themselves without one).
     let vert = if need_v {
-        Some(Coeffs::new(in_h, res_h, rows.clone(), filter)?)
+        Some(s.coeffs(in_h, res_h, rows.clone(), filter)?)
     } else {
         None
     };
@@ -308,7 +346,7 @@ fn resample_window(
 
     // Horizontal pass over the rows needed, for the window's columns only.
     if need_h {
-        let horiz = Coeffs::new(in_w, res_w, cols.clone(), filter)?;
+        let horiz = s.coeffs(in_w, res_w, cols.clone(), filter)?;
         s.temp.clear();
         s.temp.resize((last_row - first_row) * win_w * 3, 0);
         kernels::horizontal(

@@ -317,12 +317,20 @@ impl PreprocessSpec {
                 image.height()
             )));
         }
-        let luts = self.value_tables();
         let slice = out
             .as_slice_mut()
             .ok_or_else(|| Error::Shape("output slot is not contiguous".into()))?;
         super::resize::with_scratch(|s| {
             super::resize::resize_crop_planar(self, image, s)?;
+            let key = (self.rescale_factor, self.normalize);
+            let luts = match &s.tables {
+                Some((k, t)) if *k == key => std::rc::Rc::clone(t),
+                _ => {
+                    let t = std::rc::Rc::new(self.value_tables());
+                    s.tables = Some((key, std::rc::Rc::clone(&t)));
+                    t
+                }
+            };
             let plane = h * w;
             if plane == 0 {
                 return Ok(());
@@ -330,7 +338,7 @@ impl PreprocessSpec {
             for ((dst, src), lut) in slice
                 .chunks_exact_mut(plane)
                 .zip(s.planar.chunks_exact(plane))
-                .zip(&luts)
+                .zip(luts.iter())
             {
                 for (d, &v) in dst.iter_mut().zip(src) {
                     *d = lut[usize::from(v)];
