@@ -5,7 +5,8 @@
 //! `VECINDEX_BENCH_DATA=DIR cargo bench -p image-sim-benches --bench hnsw_search`
 //! (env: `VECINDEX_BENCH_M`, `VECINDEX_BENCH_EFC` (defaults: `HnswParams::default()`),
 //! `VECINDEX_BENCH_EFS` = "16,32,64,128,256", `VECINDEX_BENCH_SELF` = 10000 points checked
-//! for self-retrieval).
+//! for self-retrieval, `VECINDEX_BENCH_HNSW_RS` = 1 to also time `hnsw_rs`'s own search on the
+//! same graph, 0 to skip it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::PathBuf;
@@ -54,40 +55,91 @@ fn main() {
     let flat = FlatIndex::from_vectors(d, Metric::InnerProduct, &ids, &base).unwrap();
     let exact = flat.search(&queries, k).unwrap();
 
+    // VECINDEX_BENCH_INDEX=FILE: load the index from FILE when it exists (no build time then),
+    // else build it and save it there, to iterate on search without rebuilding.
+    let saved = std::env::var_os("VECINDEX_BENCH_INDEX").map(PathBuf::from);
+    let reused = saved.as_ref().is_some_and(|p| p.exists());
     let t = Instant::now();
-    let index = HnswIndex::build(d, Metric::InnerProduct, params, &ids, &base).unwrap();
+    let index = match &saved {
+        Some(p) if p.exists() => HnswIndex::load(p).unwrap(),
+        _ => {
+            let index = HnswIndex::build(d, Metric::InnerProduct, params, &ids, &base).unwrap();
+            if let Some(p) = &saved {
+                index.save(p).unwrap();
+            }
+            index
+        }
+    };
     let build = t.elapsed().as_secs_f64();
     println!(
-        "vecindex HnswIndex (hnsw_rs): n = {n}, d = {d}, nq = {nq}, M = {}, ef_construction = {}, threads = {threads}",
+        "vecindex HnswIndex (graph built by hnsw_rs): n = {n}, d = {d}, nq = {nq}, M = {}, ef_construction = {}, threads = {threads}",
         params.m, params.ef_construction
     );
-    println!("build: {build:.1} s");
-    println!("| ef_search | recall@{k} | queries/s | ms/query (1 thread equiv.) |");
-    println!("|---|---|---|---|");
-    for &ef in &efs {
-        let _ = index
-            .search_with_ef(&queries[..d * nq.min(50)], k, ef)
-            .unwrap();
-        let mut best = f64::INFINITY;
-        let mut res = Vec::new();
-        for _ in 0..2 {
-            let t = Instant::now();
-            res = index.search_with_ef(&queries, k, ef).unwrap();
-            best = best.min(t.elapsed().as_secs_f64());
-        }
+    if reused {
+        println!("loaded a saved index in {build:.1} s (no build)");
+    } else {
+        println!("build: {build:.1} s");
+    }
+    let recall_of = |res: &[Vec<vecindex::Hit>]| {
         let mut found = 0;
-        for (e, a) in exact.iter().zip(&res) {
+        for (e, a) in exact.iter().zip(res) {
             found += e
                 .iter()
                 .filter(|h| a.iter().any(|x| x.row == h.row))
                 .count();
         }
-        let recall = found as f64 / (nq * k) as f64;
-        let qps = nq as f64 / best;
-        println!(
-            "| {ef} | {recall:.4} | {qps:.0} | {:.3} |",
+        found as f64 / (nq * k) as f64
+    };
+    // Best of two timed passes after a warm-up on 50 queries.
+    let timed = |f: &dyn Fn(&[f32]) -> Vec<Vec<vecindex::Hit>>| {
+        let _ = f(&queries[..d * nq.min(50)]);
+        let mut best = f64::INFINITY;
+        let mut res = Vec::new();
+        for _ in 0..2 {
+            let t = Instant::now();
+            res = f(&queries);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        (res, nq as f64 / best)
+    };
+    let t = Instant::now();
+    let _ = index.search_one_with_ef(&queries[..d], k, 16).unwrap();
+    println!(
+        "first search (copies the graph, {:.0} MB): {:.2} s",
+        index.search_copy_bytes() as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    let with_hnsw_rs = env("VECINDEX_BENCH_HNSW_RS", 1) != 0;
+    println!(
+        "| ef_search | recall@{k} | queries/s | ms/query (1 thread equiv.) | single query, 1 thread (ms) |{}",
+        if with_hnsw_rs {
+            " hnsw_rs search: recall@10 | queries/s |"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "|---|---|---|---|---|{}",
+        if with_hnsw_rs { "---|---|" } else { "" }
+    );
+    for &ef in &efs {
+        let (res, qps) = timed(&|q| index.search_with_ef(q, k, ef).unwrap());
+        let recall = recall_of(&res);
+        // Sequential single-query calls (no rayon): latency without batch overhead.
+        let t = Instant::now();
+        for q in queries.chunks_exact(d) {
+            std::hint::black_box(index.search_one_with_ef(q, k, ef).unwrap());
+        }
+        let single = 1e3 * t.elapsed().as_secs_f64() / nq as f64;
+        let mut line = format!(
+            "| {ef} | {recall:.4} | {qps:.0} | {:.3} | {single:.3} |",
             1e3 * threads as f64 / qps
         );
+        if with_hnsw_rs {
+            let (res, qps) = timed(&|q| index.search_hnsw_rs_with_ef(q, k, ef).unwrap());
+            line += &format!(" {:.4} | {qps:.0} |", recall_of(&res));
+        }
+        println!("{line}");
     }
     // Self-retrieval on a sample of the inserted points (all of them when the sample covers n).
     let m = env("VECINDEX_BENCH_SELF", 10_000).min(n);
@@ -124,5 +176,11 @@ fn main() {
         std::fs::metadata(&path).unwrap().len() as f64 / 1e6
     );
     assert_eq!(back.len(), n);
+    let ef = efs[0];
+    assert_eq!(
+        back.search_with_ef(&queries, k, ef).unwrap(),
+        index.search_with_ef(&queries, k, ef).unwrap(),
+        "results after save and load differ"
+    );
     let _ = std::fs::remove_file(&path);
 }

@@ -1,6 +1,7 @@
 //! Approximate search on an HNSW graph built by `hnsw_rs`.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 use rand::SeedableRng;
@@ -8,6 +9,7 @@ use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result, format_err, io_err};
+use crate::hnsw_graph::Graph;
 use crate::ids::IdMap;
 use crate::persist::Loaded;
 use crate::topk::best_first;
@@ -100,11 +102,18 @@ impl Distance<f32> for HnswDistance {
     }
 }
 
-/// Approximate nearest-neighbour search on an `hnsw_rs` graph. Vectors are inserted in parallel
-/// (rayon). For [`Metric::InnerProduct`] the vectors should be unit-normalised (the graph uses
-/// `1 - dot` as its distance); scores are `1 - distance` (inner product) or `-distance` (L2).
+/// Approximate nearest-neighbour search on an HNSW graph built by `hnsw_rs`. Vectors are
+/// inserted in parallel (rayon). For [`Metric::InnerProduct`] the vectors should be
+/// unit-normalised (the graph uses `1 - dot` as its distance); scores are `1 - distance` (inner
+/// product) or `-distance` (L2).
+///
+/// Searches do not use `hnsw_rs`'s search: the first search after a build, `add` or load copies
+/// the graph and the vectors into flat arrays this crate owns (so the vectors are held twice,
+/// `4 * dim` bytes per point each) and runs the standard HNSW search on them.
 pub struct HnswIndex {
     hnsw: Hnsw<'static, f32, HnswDistance>,
+    /// The flat copy searches use, made on first use; reset by `add`.
+    graph: OnceLock<std::result::Result<Graph, String>>,
     dim: usize,
     metric: Metric,
     params: HnswParams,
@@ -140,6 +149,7 @@ impl HnswIndex {
         );
         Ok(Self {
             hnsw,
+            graph: OnceLock::new(),
             dim,
             metric,
             params,
@@ -192,20 +202,54 @@ impl HnswIndex {
     pub fn search_one_with_ef(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>> {
         check_query(query, self.dim, k)?;
         check_ef(ef)?;
-        Ok(self.search_unchecked(query, k, ef))
+        Ok(self.graph()?.search(query, k.min(self.ids.len()), ef))
     }
 
     /// Searches a batch of queries (in parallel) with candidate list size `ef`.
     pub fn search_with_ef(&self, queries: &[f32], k: usize, ef: usize) -> Result<Vec<Vec<Hit>>> {
         check_queries(queries, self.dim, k)?;
         check_ef(ef)?;
+        let graph = self.graph()?;
         Ok(queries
             .par_chunks_exact(self.dim)
-            .map(|q| self.search_unchecked(q, k, ef))
+            .map(|q| graph.search(q, k.min(self.ids.len()), ef))
             .collect())
     }
 
-    fn search_unchecked(&self, query: &[f32], k: usize, ef: usize) -> Vec<Hit> {
+    /// The flat copy of the graph, made on first use.
+    fn graph(&self) -> Result<&Graph> {
+        self.graph
+            .get_or_init(|| Graph::export(&self.hnsw, self.metric, self.dim, self.ids.len()))
+            .as_ref()
+            .map_err(|e| Error::Hnsw(format!("cannot export the graph: {e}")))
+    }
+
+    /// Searches with `hnsw_rs`'s own search on the same graph (slower; kept to compare recall
+    /// and speed against in tests and benchmarks).
+    #[doc(hidden)]
+    pub fn search_hnsw_rs_with_ef(
+        &self,
+        queries: &[f32],
+        k: usize,
+        ef: usize,
+    ) -> Result<Vec<Vec<Hit>>> {
+        check_queries(queries, self.dim, k)?;
+        check_ef(ef)?;
+        Ok(queries
+            .par_chunks_exact(self.dim)
+            .map(|q| self.search_hnsw_rs(q, k, ef))
+            .collect())
+    }
+
+    /// Bytes held by the flat copy searches use (0 before the first search).
+    pub fn search_copy_bytes(&self) -> usize {
+        match self.graph.get() {
+            Some(Ok(g)) => g.heap_bytes(),
+            _ => 0,
+        }
+    }
+
+    fn search_hnsw_rs(&self, query: &[f32], k: usize, ef: usize) -> Vec<Hit> {
         if self.ids.is_empty() {
             return Vec::new();
         }
@@ -325,6 +369,7 @@ impl HnswIndex {
         hnsw.set_searching_mode(true);
         Ok(Self {
             hnsw,
+            graph: OnceLock::new(),
             dim: l.dim,
             metric: l.metric,
             params: l.params,
@@ -378,6 +423,7 @@ impl VectorIndex for HnswIndex {
             .iter()
             .map(|&i| (&vectors[i * self.dim..(i + 1) * self.dim], first + i))
             .collect();
+        self.graph = OnceLock::new();
         self.hnsw.set_searching_mode(false);
         self.hnsw.parallel_insert_slice(&batch);
         self.hnsw.set_searching_mode(true);

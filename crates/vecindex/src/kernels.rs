@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 
 const LANES: usize = 32;
 
-type Kernel = fn(&[f32], &[f32]) -> f32;
+/// A distance kernel: two vectors in, one value out (over the shorter length).
+pub type Kernel = fn(&[f32], &[f32]) -> f32;
 
 #[inline(always)]
 fn dot_body<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
@@ -136,6 +137,18 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[inline]
 pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     (kernels().1)(a, b)
+}
+
+/// The kernel [`dot`] calls, for loops that want to look it up once.
+#[inline]
+pub fn dot_kernel() -> Kernel {
+    kernels().0
+}
+
+/// The kernel [`l2_squared`] calls, for loops that want to look it up once.
+#[inline]
+pub fn l2_kernel() -> Kernel {
+    kernels().1
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod error;
 pub mod faiss_io;
 mod flat;
 mod hnsw;
+mod hnsw_graph;
 mod ids;
 pub mod kernels;
 mod persist;

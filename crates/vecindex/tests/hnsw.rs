@@ -155,3 +155,155 @@ fn parameters_are_validated_before_hnsw_rs() {
     assert_eq!(hits[0].len(), 4);
     assert_eq!(hits[0][0].row, 2, "tie broken by insertion order");
 }
+
+/// Row sets per query.
+fn rows(hits: &[Vec<vecindex::Hit>]) -> Vec<Vec<usize>> {
+    hits.iter()
+        .map(|h| {
+            let mut r: Vec<usize> = h.iter().map(|x| x.row).collect();
+            r.sort_unstable();
+            r
+        })
+        .collect()
+}
+
+/// Our search of the exported graph against `hnsw_rs`'s own search of the same graph: recall at
+/// least as good (small tolerance), exact results once `ef` covers the whole graph, identical
+/// scores for rows both return, and single-query calls equal to the batch.
+#[test]
+fn own_search_matches_or_beats_hnsw_rs_search() {
+    let seed = seed();
+    let (n, nq, d, k) = (3000, 200, 32, 10);
+    // One centre with a large spread: close to uniform on the sphere, the hardest case.
+    let data = clustered(n, d, 1, 10.0, seed + 2);
+    let queries = clustered(nq, d, 1, 10.0, seed + 3);
+    for metric in [Metric::InnerProduct, Metric::L2] {
+        let params = HnswParams {
+            m: 12,
+            ef_construction: 100,
+            seed,
+            ..HnswParams::default()
+        };
+        let index = HnswIndex::build(d, metric, params, &ids(n), &data).unwrap();
+        let flat = FlatIndex::from_vectors(d, metric, &ids(n), &data).unwrap();
+        let exact = flat.search(&queries, k).unwrap();
+        // Both searches walk the same graph from nearly the same start; which of them gets a few
+        // more neighbours at small ef is chance (±1 % over seeds), so per-ef differences get a
+        // 2 % allowance and the mean over all ef values 0.5 %.
+        let efs = [10, 16, 32, 64, 128];
+        let (mut sum_ours, mut sum_theirs) = (0.0, 0.0);
+        for ef in efs {
+            let ours = index.search_with_ef(&queries, k, ef).unwrap();
+            let theirs = index.search_hnsw_rs_with_ef(&queries, k, ef).unwrap();
+            let (r_ours, r_theirs) = (recall(&exact, &ours), recall(&exact, &theirs));
+            eprintln!("{metric}: ef={ef} recall@{k} ours {r_ours:.4}, hnsw_rs {r_theirs:.4}");
+            assert!(
+                r_ours >= r_theirs - 0.02,
+                "{metric} ef={ef}: ours {r_ours} < hnsw_rs {r_theirs} (seed {seed})"
+            );
+            sum_ours += r_ours;
+            sum_theirs += r_theirs;
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert_eq!(a.len(), k);
+                assert!(a.windows(2).all(|w| w[0].score > w[1].score
+                    || (w[0].score == w[1].score && w[0].row < w[1].row)));
+                for h in a {
+                    if let Some(x) = b.iter().find(|x| x.row == h.row) {
+                        assert_eq!(x.score, h.score, "{metric}: row {}", h.row);
+                    }
+                }
+            }
+            let single: Vec<Vec<vecindex::Hit>> = queries
+                .chunks_exact(d)
+                .map(|q| index.search_one_with_ef(q, k, ef).unwrap())
+                .collect();
+            assert_eq!(
+                single, ours,
+                "{metric} ef={ef}: single query differs from batch"
+            );
+        }
+        assert!(
+            sum_ours >= sum_theirs - 0.005 * efs.len() as f64,
+            "{metric}: mean recall ours {} < hnsw_rs {} (seed {seed})",
+            sum_ours / efs.len() as f64,
+            sum_theirs / efs.len() as f64
+        );
+        // With ef = n the search reaches every point connected to the entry point: exact.
+        let ours = index.search_with_ef(&queries, k, n).unwrap();
+        assert_eq!(rows(&ours), rows(&exact), "{metric}: ef = n is not exact");
+        // k above n is clamped; ef below k is raised to k.
+        assert_eq!(
+            index.search_with_ef(&queries[..d], n + 5, 1).unwrap()[0].len(),
+            n
+        );
+        // Every point finds itself.
+        let hits = index.search_with_ef(&data, 1, 32).unwrap();
+        let lost = hits
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| h[0].row != *i)
+            .count();
+        assert_eq!(lost, 0, "{metric}: {lost} points do not find themselves");
+    }
+}
+
+/// Points added after the first search (which copies the graph) are found; old ones still are.
+#[test]
+fn added_points_are_found_after_earlier_searches() {
+    let seed = seed();
+    let (n1, n2, d) = (1500, 700, 24);
+    let data = clustered(n1 + n2, d, 30, 0.1, seed + 4);
+    let all_ids = ids(n1 + n2);
+    for metric in [Metric::InnerProduct, Metric::L2] {
+        let params = HnswParams {
+            m: 16,
+            seed,
+            ..HnswParams::default()
+        };
+        let mut index =
+            HnswIndex::build(d, metric, params, &all_ids[..n1], &data[..n1 * d]).unwrap();
+        let before = index.search_with_ef(&data[n1 * d..], 1, 64).unwrap();
+        assert!(before.iter().all(|h| h[0].row < n1));
+        index.add(&all_ids[n1..], &data[n1 * d..]).unwrap();
+        assert_eq!(index.len(), n1 + n2);
+        let hits = index.search_with_ef(&data, 1, 64).unwrap();
+        let lost: Vec<usize> = hits
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| h[0].row != *i)
+            .map(|(i, _)| i)
+            .collect();
+        assert!(lost.is_empty(), "{metric}: not found after add: {lost:?}");
+        let one = index
+            .search_one_with_ef(&data[(n1 + 3) * d..(n1 + 4) * d], 3, 16)
+            .unwrap();
+        assert_eq!(one[0].row, n1 + 3);
+        assert_eq!(index.id(one[0].row), Some(all_ids[n1 + 3].as_str()));
+    }
+}
+
+/// A saved and reloaded index answers exactly as the original, for both metrics and several `ef`.
+#[test]
+fn save_load_gives_identical_results() {
+    let seed = seed();
+    let (n, nq, d) = (2500, 100, 40);
+    let data = clustered(n, d, 25, 0.15, seed + 5);
+    let queries = clustered(nq, d, 25, 0.15, seed + 6);
+    let dir = tempfile::tempdir().unwrap();
+    for metric in [Metric::InnerProduct, Metric::L2] {
+        let index = HnswIndex::build(d, metric, HnswParams::default(), &ids(n), &data).unwrap();
+        let path = dir.path().join(format!("{metric}.vix"));
+        // Saving after a search and before one both work; the copy is not part of the file.
+        let first = index.search_with_ef(&queries, 10, 16).unwrap();
+        index.save(&path).unwrap();
+        let back = HnswIndex::load(&path).unwrap();
+        assert_eq!(back.search_with_ef(&queries, 10, 16).unwrap(), first);
+        for ef in [10, 64, 300] {
+            assert_eq!(
+                back.search_with_ef(&queries, 10, ef).unwrap(),
+                index.search_with_ef(&queries, 10, ef).unwrap(),
+                "{metric} ef={ef}"
+            );
+        }
+    }
+}
