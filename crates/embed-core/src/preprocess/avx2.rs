@@ -46,7 +46,7 @@ pub(super) fn horizontal(
         .unwrap_or(x0)
         .min(in_w);
     let blocks = (x1 - x0).div_ceil(8);
-    t.clear();
+    // Every byte is written below before it is read.
     t.resize(blocks * 8 * COL, 0);
     let stride = out_w * 3;
     // Rows of `c[k]`'s lanes after the packs below (they interleave the two 128-bit halves).

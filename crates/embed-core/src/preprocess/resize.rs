@@ -24,9 +24,14 @@ pub(super) const PRECISION_BITS: u32 = 32 - 8 - 2;
 /// as `transformers`' `center_crop` pads them.
 pub fn resize_crop(spec: &PreprocessSpec, image: &RgbImage) -> Result<Vec<u8>> {
     with_scratch(|s| {
-        let (h, w) = resize_crop_planar(spec, image, s)?;
-        let plane = h * w;
-        let (r, gb) = s.planar.split_at(plane);
+        let placed = resize_window(spec, image, s)?;
+        let mut planar = Vec::with_capacity(placed.out_h * placed.out_w * 3);
+        placed.emit(&s.window, |_, seg| match seg {
+            Segment::Pad(n) => planar.resize(planar.len() + n, 0),
+            Segment::Pixels(p) => planar.extend_from_slice(p),
+        });
+        let plane = placed.out_h * placed.out_w;
+        let (r, gb) = planar.split_at(plane);
         let (g, b) = gb.split_at(plane);
         let mut out = Vec::with_capacity(plane * 3);
         for ((&r, &g), &b) in r.iter().zip(g).zip(b) {
@@ -36,16 +41,59 @@ pub fn resize_crop(spec: &PreprocessSpec, image: &RgbImage) -> Result<Vec<u8>> {
     })
 }
 
+/// Where the computed window of the resized image lands in the (cropped) output.
+pub(super) struct Placement {
+    /// Output height.
+    pub(super) out_h: usize,
+    /// Output width.
+    pub(super) out_w: usize,
+    /// Output row and column of the window's first pixel.
+    top: usize,
+    left: usize,
+    /// Window size; outside it the output is padding (a crop larger than the resized image).
+    rows: usize,
+    cols: usize,
+}
+
+/// A run of one output row of one channel: padding (zero pixels) or computed pixels.
+pub(super) enum Segment<'a> {
+    Pad(usize),
+    Pixels(&'a [u8]),
+}
+
+impl Placement {
+    /// Calls `f(channel, segment)` for the whole output in `C × H × W` order. `window` is the
+    /// row-planar window [`resize_window`] left in the scratch.
+    pub(super) fn emit<'a>(&self, window: &'a [u8], mut f: impl FnMut(usize, Segment<'a>)) {
+        let right = self.out_w - self.left - self.cols;
+        for c in 0..3 {
+            for y in 0..self.out_h {
+                match y.checked_sub(self.top).filter(|&i| i < self.rows) {
+                    Some(i) => {
+                        let o = (i * 3 + c) * self.cols;
+                        if self.left > 0 {
+                            f(c, Segment::Pad(self.left));
+                        }
+                        f(c, Segment::Pixels(&window[o..o + self.cols]));
+                        if right > 0 {
+                            f(c, Segment::Pad(right));
+                        }
+                    }
+                    None => f(c, Segment::Pad(self.out_w)),
+                }
+            }
+        }
+    }
+}
+
 /// Buffers reused from one image to the next on a thread: fresh allocations of these sizes
 /// cost page faults on every image.
 #[derive(Default)]
 pub(super) struct Scratch {
-    /// The output of [`resize_crop_planar`]: `3 × H × W` bytes, channel-planar.
-    pub(super) planar: Vec<u8>,
     /// The horizontal pass's output (input rows × window columns, row-planar).
     temp: Vec<u8>,
     /// The computed window of the resized image (row-planar).
-    window: Vec<u8>,
+    pub(super) window: Vec<u8>,
     /// The SIMD horizontal pass's transposed strip.
     transposed: Vec<u8>,
     /// Recently used filter weights: a run of images of one size reuses them.
@@ -89,12 +137,7 @@ impl Scratch {
     const KEEP_BYTES: usize = 8 << 20;
 
     fn trim(&mut self) {
-        for buf in [
-            &mut self.planar,
-            &mut self.temp,
-            &mut self.window,
-            &mut self.transposed,
-        ] {
+        for buf in [&mut self.temp, &mut self.window, &mut self.transposed] {
             if buf.capacity() > Self::KEEP_BYTES {
                 *buf = Vec::new();
             }
@@ -125,13 +168,14 @@ pub(super) fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> Result<T>) -> Resu
     }
 }
 
-/// Resizes and centre-crops `image` as `spec` says into `s.planar`, channel-planar
-/// (`3 × H × W` bytes), and returns `(H, W)`. See [`resize_crop`].
-pub(super) fn resize_crop_planar(
+/// Computes the part of the resized image that the crop keeps into `s.window` (row-planar:
+/// each row is its R bytes, then G, then B) and says where it lands in the output. See
+/// [`resize_crop`].
+pub(super) fn resize_window(
     spec: &PreprocessSpec,
     image: &RgbImage,
     s: &mut Scratch,
-) -> Result<(usize, usize)> {
+) -> Result<Placement> {
     let (in_w, in_h) = (image.width() as usize, image.height() as usize);
     if in_w == 0 || in_h == 0 {
         return Err(Error::InvalidArgument("empty image".into()));
@@ -156,31 +200,28 @@ pub(super) fn resize_crop_planar(
     // Window of resized rows/columns that land inside the output.
     let rows = clip_range(top, out_h, res_h);
     let cols = clip_range(left, out_w, res_w);
-    let plane = out_h * out_w;
-    s.planar.clear();
-    s.planar.resize(plane * 3, 0);
+    let placed = Placement {
+        out_h,
+        out_w,
+        top: (rows.start as i64 - top) as usize,
+        left: (cols.start as i64 - left) as usize,
+        rows: rows.len(),
+        cols: cols.len(),
+    };
     if rows.is_empty() || cols.is_empty() {
-        return Ok((out_h, out_w));
+        return Ok(Placement {
+            rows: 0,
+            cols: 0,
+            left: 0,
+            ..placed
+        });
     }
-
     if spec.resize.is_none() || (res_w == in_w && res_h == in_h) {
         copy_window(image, &rows, &cols, &mut s.window);
     } else {
         resample_window(image, spec.resample, (res_w, res_h), &rows, &cols, s)?;
     }
-
-    // The window's rows are row-planar (R of the row, G, B); scatter them to the planes.
-    let win_w = cols.len();
-    let ox = (cols.start as i64 - left) as usize;
-    for (i, ry) in rows.clone().enumerate() {
-        let oy = (ry as i64 - top) as usize;
-        let row = &s.window[i * 3 * win_w..(i + 1) * 3 * win_w];
-        for (c, channel) in row.chunks_exact(win_w).enumerate() {
-            let dst = c * plane + oy * out_w + ox;
-            s.planar[dst..dst + win_w].copy_from_slice(channel);
-        }
-    }
-    Ok((out_h, out_w))
+    Ok(placed)
 }
 
 /// Resized-image indices `[offset, offset + len) ∩ [0, size)`.
@@ -195,7 +236,7 @@ fn copy_window(image: &RgbImage, rows: &Range<usize>, cols: &Range<usize>, out: 
     let w = image.width() as usize;
     let src = image.as_raw();
     let win_w = cols.len();
-    out.clear();
+    // Every byte is written below; resizing to the same length as last time costs nothing.
     out.resize(rows.len() * win_w * 3, 0);
     for (y, dst) in rows.clone().zip(out.chunks_exact_mut(win_w * 3)) {
         let line = &src[(y * w + cols.start) * 3..(y * w + cols.end) * 3];
@@ -347,7 +388,6 @@ fn resample_window(
     // Horizontal pass over the rows needed, for the window's columns only.
     if need_h {
         let horiz = s.coeffs(in_w, res_w, cols.clone(), filter)?;
-        s.temp.clear();
         s.temp.resize((last_row - first_row) * win_w * 3, 0);
         kernels::horizontal(
             src,
@@ -364,7 +404,6 @@ fn resample_window(
     match vert {
         // Vertical pass: each output row is a weighted sum of temp rows, all columns at once.
         Some(vert) => {
-            s.window.clear();
             s.window.resize(rows.len() * win_w * 3, 0);
             kernels::vertical(&s.temp, first_row, &mut s.window, win_w * 3, &vert);
         }
@@ -500,7 +539,7 @@ fn nearest_window(
         s.min(in_size - 1)
     };
     let win_w = cols.len();
-    out.clear();
+    // Every byte is written below; resizing to the same length as last time costs nothing.
     out.resize(rows.len() * win_w * 3, 0);
     for (y, dst) in rows.clone().zip(out.chunks_exact_mut(win_w * 3)) {
         let sy = map(y, in_h, res_h);
@@ -627,7 +666,7 @@ mod tests {
                 for &filter in &filters {
                     case += 1;
                     let mut src = noise(case, in_w * in_h * 3);
-                    if case % 3 == 0 {
+                    if case.is_multiple_of(3) {
                         src.iter_mut()
                             .for_each(|v| *v = if *v > 127 { 255 } else { 0 });
                     }

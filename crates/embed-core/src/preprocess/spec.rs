@@ -1,10 +1,12 @@
 //! The typed preprocessing specification, read from `preprocessor_config.json`.
 
 use std::path::Path;
+use std::rc::Rc;
 
 use ndarray::{Array3, Array4, ArrayViewMut3};
 use serde_json::Value;
 
+use super::resize::{Scratch, Segment, resize_window, with_scratch};
 use crate::decode::RgbImage;
 use crate::error::{Error, Result};
 
@@ -320,32 +322,42 @@ impl PreprocessSpec {
         let slice = out
             .as_slice_mut()
             .ok_or_else(|| Error::Shape("output slot is not contiguous".into()))?;
-        super::resize::with_scratch(|s| {
-            super::resize::resize_crop_planar(self, image, s)?;
-            let key = (self.rescale_factor, self.normalize);
-            let luts = match &s.tables {
-                Some((k, t)) if *k == key => std::rc::Rc::clone(t),
-                _ => {
-                    let t = std::rc::Rc::new(self.value_tables());
-                    s.tables = Some((key, std::rc::Rc::clone(&t)));
-                    t
+        with_scratch(|s| {
+            let placed = resize_window(self, image, s)?;
+            let luts = self.cached_tables(s);
+            let mut rest = &mut slice[..];
+            placed.emit(&s.window, |c, seg| {
+                let n = match seg {
+                    Segment::Pad(n) => n,
+                    Segment::Pixels(px) => px.len(),
+                };
+                let (dst, tail) = std::mem::take(&mut rest).split_at_mut(n.min(rest.len()));
+                rest = tail;
+                match seg {
+                    Segment::Pad(_) => dst.fill(luts[c][0]),
+                    Segment::Pixels(px) => {
+                        for (d, &v) in dst.iter_mut().zip(px) {
+                            *d = luts[c][usize::from(v)];
+                        }
+                    }
                 }
-            };
-            let plane = h * w;
-            if plane == 0 {
-                return Ok(());
-            }
-            for ((dst, src), lut) in slice
-                .chunks_exact_mut(plane)
-                .zip(s.planar.chunks_exact(plane))
-                .zip(luts.iter())
-            {
-                for (d, &v) in dst.iter_mut().zip(src) {
-                    *d = lut[usize::from(v)];
-                }
-            }
+            });
             Ok(())
         })
+    }
+
+    /// [`PreprocessSpec::value_tables`], kept in the thread's scratch while the spec's values
+    /// stay the same.
+    fn cached_tables(&self, s: &mut Scratch) -> Rc<[[f32; 256]; 3]> {
+        let key = (self.rescale_factor, self.normalize);
+        match &s.tables {
+            Some((k, t)) if *k == key => Rc::clone(t),
+            _ => {
+                let t = Rc::new(self.value_tables());
+                s.tables = Some((key, Rc::clone(&t)));
+                t
+            }
+        }
     }
 
     /// For each channel, the `f32` each 8-bit value becomes: `float32(float64(v) * factor)`,
