@@ -19,7 +19,7 @@ use std::ops::Range;
 
 use super::resize::{Coeffs, PRECISION_BITS, ROUND, clip8};
 
-/// Bytes of one transposed input column of a strip: 8 rows × RGBX.
+/// Bytes of one transposed input column of a strip: 8 rows × RGBX, stored channel by channel.
 const COL: usize = 32;
 
 /// Horizontal pass of rows `rows` of `src` (interleaved RGB, `in_w` pixels a row) for the output
@@ -49,11 +49,16 @@ pub(super) fn horizontal(
     // Every byte is written below before it is read.
     t.resize(blocks * 8 * COL, 0);
     let stride = out_w * 3;
-    // Rows of `c[k]`'s lanes after the packs below (they interleave the two 128-bit halves).
-    const ROW_OF_LANE: [usize; 8] = [0, 2, 4, 6, 1, 3, 5, 7];
+    // Within a 128-bit lane: 4 × 4 bytes from "4 of one thing, 4 times" to the transpose
+    // (pixels RGBX → channels; columns of 4 rows → rows of 4 columns).
+    let by4 = _mm256_setr_epi8(
+        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10,
+        14, 3, 7, 11, 15,
+    );
+    let halves = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
 
     for r0 in rows.clone().step_by(8) {
-        // Transpose the strip's needed columns into `t`.
+        // Transpose the strip's needed columns into `t`, each as R of rows 0..8, G, B, X.
         for (b, dst) in t.chunks_exact_mut(8 * COL).enumerate() {
             let x = x0 + b * 8;
             let mut v = [_mm256_setzero_si256(); 8];
@@ -64,27 +69,71 @@ pub(super) fn horizontal(
                 }
             }
             for (col, chunk) in transpose8(v).iter().zip(dst.chunks_exact_mut(COL)) {
-                store32(chunk, *col);
+                let planar = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(*col, by4), halves);
+                store32(chunk, planar);
             }
         }
-        // Output columns, 8 at a time, transposed back to rows.
+        // Output columns, 8 at a time; per channel, an 8 × 8 byte transpose back to rows.
         for ox in (0..out_w).step_by(8) {
             let n = (out_w - ox).min(8);
-            let mut c = [_mm256_setzero_si256(); 8];
-            for (i, slot) in c.iter_mut().enumerate().take(n) {
+            let mut sums = [[_mm256_setzero_si256(); 8]; 3];
+            for i in 0..n {
                 let (start, taps) = coeffs.taps(ox + i);
                 let base = (start - x0) * COL;
-                *slot = weighted_sum(&t[base..base + taps.len() * COL], COL, taps);
+                let [r, g, b] = weighted_sum3(&t[base..base + taps.len() * COL], taps);
+                sums[0][i] = r;
+                sums[1][i] = g;
+                sums[2][i] = b;
             }
-            for (lane, row) in transpose8(c).into_iter().enumerate() {
-                let r = r0 + ROW_OF_LANE[lane];
-                if r < rows.end {
-                    let o = (r - rows.start) * stride;
-                    store_planar(&mut temp[o..o + stride], ox, n, row);
+            for (c, x) in sums.iter().enumerate() {
+                // Lane halves: columns 0..4 (then 4..8), rows 0..4 | rows 4..8, column-major.
+                let a = _mm256_packus_epi16(
+                    _mm256_packus_epi32(x[0], x[1]),
+                    _mm256_packus_epi32(x[2], x[3]),
+                );
+                let b = _mm256_packus_epi16(
+                    _mm256_packus_epi32(x[4], x[5]),
+                    _mm256_packus_epi32(x[6], x[7]),
+                );
+                let (a, b) = (_mm256_shuffle_epi8(a, by4), _mm256_shuffle_epi8(b, by4));
+                // 8-byte rows (columns 0..8) in the order 0 1 4 5, then 2 3 6 7.
+                let mut buf = [0u8; 64];
+                let (lo, hi) = buf.split_at_mut(32);
+                store32(lo, _mm256_unpacklo_epi32(a, b));
+                store32(hi, _mm256_unpackhi_epi32(a, b));
+                for (&k, row) in [0, 1, 4, 5, 2, 3, 6, 7].iter().zip(buf.chunks_exact(8)) {
+                    let r = r0 + k;
+                    if r < rows.end {
+                        let o = (r - rows.start) * stride + c * out_w + ox;
+                        let dst = &mut temp[o..o + n];
+                        match <&mut [u8; 8]>::try_from(&mut *dst) {
+                            // A fixed-size copy is one store; a variable one calls memcpy.
+                            Ok(d) => d.copy_from_slice(row),
+                            Err(_) => dst.copy_from_slice(&row[..n]),
+                        }
+                    }
                 }
             }
         }
     }
+}
+
+/// [`weighted_sum`] for a transposed strip column (R, G, B of 8 rows; X ignored), one vector of
+/// `acc >> 22` (8 rows, `i32`) per channel; the packs that follow clamp it to 8 bits.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn weighted_sum3(cols: &[u8], taps: &[i32]) -> [__m256i; 3] {
+    let mut acc = [_mm256_set1_epi32(ROUND); 3];
+    for (px, &w) in cols.chunks_exact(COL).zip(taps) {
+        let w = _mm256_set1_epi32(w);
+        for (q, a) in acc.iter_mut().enumerate() {
+            let bytes = &px[q * 8..q * 8 + 8];
+            // SAFETY: `bytes` is 8 bytes long, what `_mm_loadl_epi64` reads.
+            let v = _mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(bytes.as_ptr().cast()) });
+            *a = _mm256_add_epi32(*a, _mm256_mullo_epi32(v, w));
+        }
+    }
+    acc.map(|a| _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(a))
 }
 
 /// `Σ bytes × weight` over the taps, for 32 bytes side by side, rounded and clipped to 8 bits
@@ -176,33 +225,6 @@ fn store32(dst: &mut [u8], v: __m256i) {
     };
     // SAFETY: `dst` is 32 bytes, what the store writes.
     unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), v) };
-}
-
-/// Writes the first `n` (at most 8) RGBX pixels of `v` to columns `x..x + n` of the row-planar
-/// row `row` (R… G… B…, a third of its length each).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn store_planar(row: &mut [u8], x: usize, n: usize, v: __m256i) {
-    let by_channel = _mm256_setr_epi8(
-        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10,
-        14, 3, 7, 11, 15,
-    );
-    // Bytes 0..8 the R of the 8 pixels, 8..16 G, 16..24 B.
-    let planar = _mm256_permutevar8x32_epi32(
-        _mm256_shuffle_epi8(v, by_channel),
-        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
-    );
-    let mut buf = [0u8; 32];
-    // SAFETY: `buf` is 32 bytes, what the store writes.
-    unsafe { _mm256_storeu_si256(buf.as_mut_ptr().cast(), planar) };
-    let w = row.len() / 3;
-    for (c, channel) in row.chunks_exact_mut(w).enumerate() {
-        let src = &buf[c * 8..c * 8 + 8];
-        match <&mut [u8; 8]>::try_from(&mut channel[x..x + n]) {
-            Ok(d) => d.copy_from_slice(src),
-            Err(_) => channel[x..x + n].copy_from_slice(&src[..n]),
-        }
-    }
 }
 
 /// Vertical pass: row `i` of `out` (rows of `stride` bytes, any layout) is the weighted sum of

@@ -331,7 +331,8 @@ impl PreprocessSpec {
                     Segment::Pad(n) => n,
                     Segment::Pixels(px) => px.len(),
                 };
-                let (dst, tail) = std::mem::take(&mut rest).split_at_mut(n.min(rest.len()));
+                let n = n.min(rest.len());
+                let (dst, tail) = std::mem::take(&mut rest).split_at_mut(n);
                 rest = tail;
                 match seg {
                     Segment::Pad(_) => dst.fill(luts[c][0]),
