@@ -80,6 +80,10 @@ const SLOT_HEADER: usize = 12;
 /// Pinned memory the device-resize ring may take when the caller sets no pixel limit.
 const DEVICE_RESIZE_BUDGET: usize = 1 << 30;
 
+/// Largest image sent to the device as it is when the caller sets no pixel limit (small
+/// batches would otherwise get huge slots).
+const DEVICE_RESIZE_MAX_PIXELS: usize = 1 << 22;
+
 /// Whether [`resize_crop_on_device`] handles a `width × height` image under `spec`: a bicubic
 /// resize whose result covers the crop (no padding). Other images take the exact host path.
 pub fn device_resize_supported(spec: &PreprocessSpec, width: u32, height: u32) -> bool {
@@ -335,7 +339,7 @@ pub(crate) fn run_device<P: AsRef<Path> + Sync>(
     // Device resize: a slot holds a header and a decoded image of up to `max_pixels` (larger
     // images are resized on the host); the default keeps the pinned ring near 1 GiB.
     let max_pixels = match tracker.options.device_resize_max_pixels {
-        0 => DEVICE_RESIZE_BUDGET / (3 * k * batch),
+        0 => (DEVICE_RESIZE_BUDGET / (3 * k * batch)).min(DEVICE_RESIZE_MAX_PIXELS),
         n => n,
     };
     let slot_len = if resize_on_device {

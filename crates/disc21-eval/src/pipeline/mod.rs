@@ -204,7 +204,7 @@ pub struct ExtractOptions {
     pub resize_on: ResizeOn,
     /// With [`ResizeOn::Device`]: the largest decoded image (in pixels) sent to the device as
     /// it is; larger ones are resized on the host. `0`: as many as keep the ring's pinned
-    /// buffers near 1 GiB (about 590 × 590 at batch 256).
+    /// buffers near 1 GiB (about 590 × 590 at batch 256), and 4 Mpixels at most.
     pub device_resize_max_pixels: usize,
 }
 
