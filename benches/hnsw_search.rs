@@ -6,7 +6,8 @@
 //! (env: `VECINDEX_BENCH_M`, `VECINDEX_BENCH_EFC` (defaults: `HnswParams::default()`),
 //! `VECINDEX_BENCH_EFS` = "16,32,64,128,256", `VECINDEX_BENCH_SELF` = 10000 points checked
 //! for self-retrieval, `VECINDEX_BENCH_HNSW_RS` = 1 to also time `hnsw_rs`'s own search on the
-//! same graph, 0 to skip it).
+//! same graph, 0 to skip it; `VECINDEX_BENCH_REPS` = 5 timed passes, the best counts;
+//! `VECINDEX_BENCH_INDEX` = a file to reuse a saved index from, or save the built one to).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::PathBuf;
@@ -25,6 +26,16 @@ fn load(path: &std::path::Path) -> (Vec<f32>, usize, usize) {
     let a = embed_core::npy::read_f32_file(path).unwrap();
     let (n, d) = (a.shape()[0], a.shape()[1]);
     (a.iter().copied().collect(), n, d)
+}
+
+/// This thread's CPU time in ns (Linux: first field of `/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn main() {
@@ -90,12 +101,13 @@ fn main() {
         }
         found as f64 / (nq * k) as f64
     };
-    // Best of two timed passes after a warm-up on 50 queries.
+    // Best of `reps` timed passes after a warm-up on 50 queries.
+    let reps = env("VECINDEX_BENCH_REPS", 5).max(1);
     let timed = |f: &dyn Fn(&[f32]) -> Vec<Vec<vecindex::Hit>>| {
         let _ = f(&queries[..d * nq.min(50)]);
         let mut best = f64::INFINITY;
         let mut res = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..reps {
             let t = Instant::now();
             res = f(&queries);
             best = best.min(t.elapsed().as_secs_f64());
@@ -111,7 +123,7 @@ fn main() {
     );
     let with_hnsw_rs = env("VECINDEX_BENCH_HNSW_RS", 1) != 0;
     println!(
-        "| ef_search | recall@{k} | queries/s | ms/query (1 thread equiv.) | single query, 1 thread (ms) |{}",
+        "| ef_search | recall@{k} | queries/s | ms/query (1 thread equiv.) | single query, 1 thread: wall ms | CPU ms |{}",
         if with_hnsw_rs {
             " hnsw_rs search: recall@10 | queries/s |"
         } else {
@@ -125,14 +137,19 @@ fn main() {
     for &ef in &efs {
         let (res, qps) = timed(&|q| index.search_with_ef(q, k, ef).unwrap());
         let recall = recall_of(&res);
-        // Sequential single-query calls (no rayon): latency without batch overhead.
-        let t = Instant::now();
+        // Sequential single-query calls (no rayon): latency without batch overhead, as wall
+        // time and as this thread's CPU time (robust to other load on the machine).
+        let (t, c) = (Instant::now(), thread_cpu_ns());
         for q in queries.chunks_exact(d) {
             std::hint::black_box(index.search_one_with_ef(q, k, ef).unwrap());
         }
         let single = 1e3 * t.elapsed().as_secs_f64() / nq as f64;
+        let cpu = match (c, thread_cpu_ns()) {
+            (Some(a), Some(b)) => format!("{:.3}", (b - a) as f64 / 1e6 / nq as f64),
+            _ => "n/a".into(),
+        };
         let mut line = format!(
-            "| {ef} | {recall:.4} | {qps:.0} | {:.3} | {single:.3} |",
+            "| {ef} | {recall:.4} | {qps:.0} | {:.3} | {single:.3} | {cpu} |",
             1e3 * threads as f64 / qps
         );
         if with_hnsw_rs {

@@ -2,7 +2,9 @@
 
   gen DIR --n N --nq Q --d D [--clusters C] [--seed S]   clustered unit vectors -> DIR/{base,queries}.npy
   flat [--n N --nq Q --d D --k K]                         faiss IndexFlatIP/L2 batched + single-query
-  hnsw DIR [--m M --efc EFC --efs 16,32,...]              faiss IndexHNSWFlat and hnswlib: build, recall, QPS
+  hnsw DIR [--m M --efc EFC --efs 16,32,... --reps R --no-hnswlib]
+                                                          faiss IndexHNSWFlat and hnswlib: build, recall, QPS
+                                                          (best of R timed passes, default 5, as the Rust bench)
 
 Threads: FAISS_THREADS (default 2) for faiss (OpenMP) and hnswlib.
 """
@@ -88,8 +90,10 @@ def hnsw(a):
     print(f"faiss {faiss.__version__} IndexHNSWFlat: n = {n}, d = {d}, nq = {len(q)}, M = {a.m}, "
           f"efConstruction = {a.efc}, threads = {THREADS}")
     print(f"build: {build:.1f} s")
-    table(lambda ef: search_faiss(index, q, k, ef), efs, exact, len(q))
+    table(lambda ef: search_faiss(index, q, k, ef), efs, exact, len(q), a.reps)
 
+    if a.no_hnswlib:
+        return
     try:
         import hnswlib
     except ImportError:
@@ -109,7 +113,7 @@ def hnsw(a):
         index.set_ef(max(ef, k))
         return index.knn_query(q, k=k)[0]
 
-    table(search_hnswlib, efs, exact, len(q))
+    table(search_hnswlib, efs, exact, len(q), a.reps)
 
 
 def search_faiss(index, q, k, ef):
@@ -117,13 +121,13 @@ def search_faiss(index, q, k, ef):
     return index.search(q, k)[1]
 
 
-def table(search, efs, exact, nq):
+def table(search, efs, exact, nq, reps):
     print("| ef_search | recall@10 | queries/s | ms/query (1 thread equiv.) |")
     print("|---|---|---|---|")
     for ef in efs:
         search(ef)
         best, found = float("inf"), None
-        for _ in range(2):
+        for _ in range(reps):
             t = time.perf_counter()
             found = search(ef)
             best = min(best, time.perf_counter() - t)
@@ -152,6 +156,8 @@ def main():
     h.add_argument("--m", type=int, default=32)
     h.add_argument("--efc", type=int, default=200)
     h.add_argument("--efs", default="16,32,64,128,256")
+    h.add_argument("--reps", type=int, default=5)
+    h.add_argument("--no-hnswlib", action="store_true")
     a = p.parse_args()
     {"gen": gen, "flat": flat, "hnsw": hnsw}[a.cmd](a)
 

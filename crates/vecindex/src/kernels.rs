@@ -1,6 +1,6 @@
 //! Dot product and squared L2 distance, compiled for the best instruction set the CPU offers
-//! (chosen once at run time). Both accumulate in 32 independent lanes so the compiler can keep
-//! several vector registers busy instead of waiting on one add chain.
+//! (chosen once at run time): AVX2 with FMA through explicit intrinsics, else a portable loop
+//! accumulating in 32 independent lanes.
 
 use std::sync::OnceLock;
 
@@ -77,35 +77,103 @@ fn l2_portable(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    //! Explicit AVX2 intrinsics: written with plain arrays, the compiler turned the 32-lane
+    //! loops into 2-float (`xmm`, `vmovsd`) FMAs, a quarter of what AVX2 offers. AVX-512
+    //! intrinsics need Rust 1.89 (the MSRV is 1.88); on Zen 4, which splits 512-bit FMAs in
+    //! two, eight 256-bit accumulators reach the same throughput, and HNSW search waits on
+    //! memory rather than on arithmetic.
+    use std::arch::x86_64::*;
+
+    /// Sum of the eight accumulators, pairwise.
+    #[target_feature(enable = "avx2,fma")]
+    fn sum8(acc: &[__m256; 8]) -> __m256 {
+        let a = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let b = _mm256_add_ps(_mm256_add_ps(acc[4], acc[5]), _mm256_add_ps(acc[6], acc[7]));
+        _mm256_add_ps(a, b)
+    }
+
+    /// Horizontal sum of eight floats.
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum256(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// AVX2: eight 8-float accumulators (64 floats per step cover the FMA latency on both FMA
+    /// pipes), then one accumulator, then a scalar tail.
     #[target_feature(enable = "avx2,fma")]
     fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-        super::dot_body::<true>(a, b)
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut i = 0;
+        // SAFETY (all loads): `i + 8 * j + 8 <= n`; both slices hold at least `n` floats.
+        while i + 64 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let (x, y) = unsafe {
+                    (
+                        _mm256_loadu_ps(pa.add(i + 8 * j)),
+                        _mm256_loadu_ps(pb.add(i + 8 * j)),
+                    )
+                };
+                *acc = _mm256_fmadd_ps(x, y, *acc);
+            }
+            i += 64;
+        }
+        while i + 8 <= n {
+            let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i))) };
+            acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+            i += 8;
+        }
+        let s = sum8(&acc);
+        let mut tail = 0.0f32;
+        for (x, y) in a[i..n].iter().zip(&b[i..n]) {
+            tail = x.mul_add(*y, tail);
+        }
+        hsum256(s) + tail
     }
+
+    /// As [`dot_avx2`], accumulating `(a - b)^2`.
     #[target_feature(enable = "avx2,fma")]
     fn l2_avx2(a: &[f32], b: &[f32]) -> f32 {
-        super::l2_body::<true>(a, b)
-    }
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
-        super::dot_body::<true>(a, b)
-    }
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    fn l2_avx512(a: &[f32], b: &[f32]) -> f32 {
-        super::l2_body::<true>(a, b)
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut i = 0;
+        // SAFETY: as in `dot_avx2`.
+        while i + 64 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let (x, y) = unsafe {
+                    (
+                        _mm256_loadu_ps(pa.add(i + 8 * j)),
+                        _mm256_loadu_ps(pb.add(i + 8 * j)),
+                    )
+                };
+                let d = _mm256_sub_ps(x, y);
+                *acc = _mm256_fmadd_ps(d, d, *acc);
+            }
+            i += 64;
+        }
+        while i + 8 <= n {
+            let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i))) };
+            let d = _mm256_sub_ps(x, y);
+            acc[0] = _mm256_fmadd_ps(d, d, acc[0]);
+            i += 8;
+        }
+        let s = sum8(&acc);
+        let mut tail = 0.0f32;
+        for (x, y) in a[i..n].iter().zip(&b[i..n]) {
+            let d = x - y;
+            tail = d.mul_add(d, tail);
+        }
+        hsum256(s) + tail
     }
 
     pub(super) fn pick() -> Option<(super::Kernel, super::Kernel)> {
-        if is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-        {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports every feature these functions are compiled for.
-            Some((
-                |a, b| unsafe { dot_avx512(a, b) },
-                |a, b| unsafe { l2_avx512(a, b) },
-            ))
-        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
             Some((
                 |a, b| unsafe { dot_avx2(a, b) },
                 |a, b| unsafe { l2_avx2(a, b) },
@@ -113,6 +181,21 @@ mod x86 {
         } else {
             None
         }
+    }
+
+    /// Every compiled kernel this CPU can run, for tests.
+    #[cfg(test)]
+    pub(super) fn all() -> Vec<(&'static str, super::Kernel, super::Kernel)> {
+        let mut out: Vec<(&'static str, super::Kernel, super::Kernel)> = Vec::new();
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just detected.
+            out.push((
+                "avx2",
+                |a, b| unsafe { dot_avx2(a, b) },
+                |a, b| unsafe { l2_avx2(a, b) },
+            ));
+        }
+        out
     }
 }
 
@@ -156,7 +239,16 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     #[test]
     fn kernels_match_naive() {
-        for n in [0usize, 1, 5, 31, 32, 33, 100, 768] {
+        fn dot_prefix(a: &[f32], b: &[f32], n: usize) -> f64 {
+            a[..n]
+                .iter()
+                .zip(&b[..n])
+                .map(|(x, y)| (*x as f64) * (*y as f64))
+                .sum()
+        }
+        for n in [
+            0usize, 1, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 768, 1000,
+        ] {
             let a: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
             let b: Vec<f32> = (0..n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
             let d: f64 = a
@@ -175,6 +267,14 @@ mod tests {
                 "l2 n={n}"
             );
             assert!((super::dot_portable(&a, &b) as f64 - d).abs() < 1e-3);
+            assert!((super::l2_portable(&a, &b) as f64 - l).abs() < 1e-3);
+            #[cfg(target_arch = "x86_64")]
+            for (name, dot, l2) in super::x86::all() {
+                assert!((dot(&a, &b) as f64 - d).abs() < 1e-3, "{name} dot n={n}");
+                assert!((l2(&a, &b) as f64 - l).abs() < 1e-3, "{name} l2 n={n}");
+                // Over the shorter length.
+                assert!((dot(&a, &b[..n / 2]) as f64 - dot_prefix(&a, &b, n / 2)).abs() < 1e-3);
+            }
         }
     }
 }
