@@ -334,11 +334,12 @@ impl PreprocessSpec {
                 let n = n.min(rest.len());
                 let (dst, tail) = std::mem::take(&mut rest).split_at_mut(n);
                 rest = tail;
+                let lut = &luts[c];
                 match seg {
-                    Segment::Pad(_) => dst.fill(luts[c][0]),
+                    Segment::Pad(_) => dst.fill(lut[0]),
                     Segment::Pixels(px) => {
                         for (d, &v) in dst.iter_mut().zip(px) {
-                            *d = luts[c][usize::from(v)];
+                            *d = lut[usize::from(v)];
                         }
                     }
                 }
