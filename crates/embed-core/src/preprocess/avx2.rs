@@ -76,16 +76,14 @@ pub(super) fn horizontal(
         // Output columns, 8 at a time; per channel, an 8 × 8 byte transpose back to rows.
         for ox in (0..out_w).step_by(8) {
             let n = (out_w - ox).min(8);
-            let mut sums = [[_mm256_setzero_si256(); 8]; 3];
-            for i in 0..n {
+            let mut sums = [[_mm256_setzero_si256(); 3]; 8];
+            for (i, sum) in sums.iter_mut().enumerate().take(n) {
                 let (start, taps) = coeffs.taps(ox + i);
                 let base = (start - x0) * COL;
-                let [r, g, b] = weighted_sum3(&t[base..base + taps.len() * COL], taps);
-                sums[0][i] = r;
-                sums[1][i] = g;
-                sums[2][i] = b;
+                *sum = weighted_sum3(&t[base..base + taps.len() * COL], taps);
             }
-            for (c, x) in sums.iter().enumerate() {
+            for c in 0..3 {
+                let x = sums.map(|col| col[c]);
                 // Lane halves: columns 0..4 (then 4..8), rows 0..4 | rows 4..8, column-major.
                 let a = _mm256_packus_epi16(
                     _mm256_packus_epi32(x[0], x[1]),
