@@ -83,7 +83,8 @@ pub(super) fn horizontal(
                 *sum = weighted_sum3(&t[base..base + taps.len() * COL], taps);
             }
             for c in 0..3 {
-                let x = sums.map(|col| col[c]);
+                // (`sums.map(..)` would copy all 768 bytes through memcpy for each channel.)
+                let x: [__m256i; 8] = std::array::from_fn(|i| sums[i][c]);
                 // Lane halves: columns 0..4 (then 4..8), rows 0..4 | rows 4..8, column-major.
                 let a = _mm256_packus_epi16(
                     _mm256_packus_epi32(x[0], x[1]),
