@@ -84,7 +84,11 @@ mod recycle {
         // During thread teardown the slot may be gone: then the buffer is simply freed.
         let _ = SPARE.try_with(|spare| {
             let kept = spare.take();
-            spare.set(if kept.capacity() >= v.capacity() { kept } else { v });
+            spare.set(if kept.capacity() >= v.capacity() {
+                kept
+            } else {
+                v
+            });
         });
     }
 }
