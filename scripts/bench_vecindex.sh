@@ -1,23 +1,43 @@
 #!/usr/bin/env bash
 # vecindex against faiss-cpu (and hnswlib): flat 1,000 x 100,000 x 768, then HNSW on 100k
 # clustered unit vectors of dimension 768 and 512. Same thread count on both sides (THREADS,
-# default 2). Prints markdown tables; figures go to docs/BENCHMARKS.md ("Vector index").
-#   scripts/bench_vecindex.sh [DATA_DIR]   (DATA_DIR default /tmp/vecindex-bench; ~2 GB of data)
+# default 2), run back to back with the load average printed before each. Prints markdown
+# tables; figures go to docs/BENCHMARKS.md ("Vector index").
+#   scripts/bench_vecindex.sh [DATA_DIR]   (DATA_DIR default target/bench-data/vecindex; ~0.6 GB)
+# env: N (default 100000), DIMS (default "768 512"), FLAT=0 to skip the flat part,
+#      HNSWLIB=0 to skip hnswlib, EFS (default 16,32,64,128,256).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source .venv/bin/activate
+source scripts/env.sh
 THREADS=${THREADS:-2}
-DATA=${1:-/tmp/vecindex-bench}
+DATA=${1:-target/bench-data/vecindex}
+N=${N:-100000}
+EFS=${EFS:-16,32,64,128,256}
 export RAYON_NUM_THREADS=$THREADS FAISS_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
-echo "== $(date -u +%F) $(uname -m), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), threads = $THREADS"
-cargo bench -p image-sim-benches --bench flat_search --bench hnsw_search --no-run
-echo "== flat"
-cargo bench -p image-sim-benches --bench flat_search 2>/dev/null
-python scripts/bench_vecindex.py flat
-for d in 768 512; do
-  dir=$DATA/d$d
-  [ -f "$dir/base.npy" ] || python scripts/bench_vecindex.py gen "$dir" --d "$d" --seed "$d"
-  echo "== hnsw d=$d"
-  VECINDEX_BENCH_DATA=$dir cargo bench -p image-sim-benches --bench hnsw_search 2>/dev/null
-  python scripts/bench_vecindex.py hnsw "$dir"
+echo "== $(date -u '+%F %H:%M') UTC $(uname -m), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), threads = $THREADS"
+# Build first, then run the binaries directly so the cargo lock is not held while measuring.
+bench_bin() {
+  cargo bench -p image-sim-benches --bench "$1" --no-run --message-format=json 2>/dev/null |
+    python -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])' "$1"
+}
+HNSW_BIN=$(bench_bin hnsw_search)
+if [ "${FLAT:-1}" != 0 ]; then
+  FLAT_BIN=$(bench_bin flat_search)
+  echo "== flat: ours, load: $(uptime | sed 's/.*load average: //')"
+  "$FLAT_BIN" 2>/dev/null
+  echo "== flat: faiss, load: $(uptime | sed 's/.*load average: //')"
+  python scripts/bench_vecindex.py flat
+fi
+for d in ${DIMS:-768 512}; do
+  dir=$DATA/n${N}_d$d
+  [ -f "$dir/base.npy" ] || python scripts/bench_vecindex.py gen "$dir" --n "$N" --d "$d" --seed "$d"
+  echo "== hnsw d=$d: vecindex, load: $(uptime | sed 's/.*load average: //')"
+  VECINDEX_BENCH_DATA=$dir VECINDEX_BENCH_EFS=$EFS "$HNSW_BIN" 2>/dev/null
+  echo "== hnsw d=$d: faiss$([ "${HNSWLIB:-1}" != 0 ] && echo ' + hnswlib'), load: $(uptime | sed 's/.*load average: //')"
+  python scripts/bench_vecindex.py hnsw "$dir" --efs "$EFS" $([ "${HNSWLIB:-1}" != 0 ] || echo --no-hnswlib)
+  echo "== end, load: $(uptime | sed 's/.*load average: //')"
 done
