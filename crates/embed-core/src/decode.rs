@@ -68,10 +68,13 @@ mod recycle {
         static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
     }
 
-    /// A zero-filled buffer of `len` bytes, reusing this thread's spare one when it is there.
-    pub(super) fn zeroed(len: usize) -> Vec<u8> {
+    /// A buffer of `len` bytes for a decoder that overwrites all of them, reusing this thread's
+    /// spare one when it is there. Its bytes are unspecified (zeros, or pixels of an earlier
+    /// image): only what the kept buffer lacks is zero-filled, so a same-size image costs no
+    /// memset.
+    pub(super) fn for_overwrite(len: usize) -> Vec<u8> {
         let mut v = SPARE.try_with(Cell::take).unwrap_or_default();
-        v.clear();
+        v.truncate(len);
         v.resize(len, 0);
         v
     }
@@ -362,7 +365,8 @@ mod jpeg {
                         })
                     }
                     _ => {
-                        let mut rgb = super::recycle::zeroed(w * h * 3);
+                        // TurboJPEG writes every byte of the `h` rows of `w * 3`.
+                        let mut rgb = super::recycle::for_overwrite(w * h * 3);
                         let out = Image {
                             pixels: &mut rgb[..],
                             width: w,
