@@ -139,6 +139,7 @@ impl AtomicFile {
             let _ = std::fs::remove_file(&self.tmp);
             return Err(io_err(&self.target)(e));
         }
+        remove_stale_temporaries(&self.target);
         // Make the rename durable too (best effort: not every platform can open directories).
         if let Some(dir) = self.target.parent() {
             let dir = if dir.as_os_str().is_empty() {
@@ -151,6 +152,45 @@ impl AtomicFile {
             }
         }
         Ok(())
+    }
+}
+
+/// Removes the temporary files that earlier saves of `target` left behind when their process
+/// was killed (`.NAME.tmp.PID.N` whose process no longer runs). Where process liveness cannot be
+/// told (no `/proc`), nothing is removed. Best effort: errors are ignored.
+fn remove_stale_temporaries(target: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let proc_root = Path::new("/proc/self");
+    if !proc_root.exists() {
+        return;
+    }
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".tmp.");
+    let Some(prefix) = prefix.to_str() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -94,6 +94,36 @@ fn damaged_flat_files_are_errors() {
 }
 
 #[test]
+fn a_save_removes_temporaries_of_killed_saves_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flat.vix");
+    // What a save killed by SIGKILL leaves: `.NAME.tmp.PID.N`. No process has a pid above
+    // Linux's largest pid_max (2^22); this process's own pid stands for a save still running.
+    let dead = dir.path().join(".flat.vix.tmp.4294967295.0");
+    let alive = dir
+        .path()
+        .join(format!(".flat.vix.tmp.{}.999", std::process::id()));
+    let other = dir.path().join(".other.vix.tmp.4294967295.0");
+    for p in [&dead, &alive, &other] {
+        std::fs::write(p, b"partial").unwrap();
+    }
+    let (n, d) = (5, 4);
+    FlatIndex::from_vectors(d, Metric::L2, &ids(n), &clustered(n, d, 1, 0.3, 1))
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    if Path::new("/proc/self").exists() {
+        assert!(
+            !dead.exists(),
+            "the dead save's temporary file is still there"
+        );
+    }
+    assert!(alive.exists(), "a live save's temporary file was removed");
+    assert!(other.exists(), "another file's temporary file was removed");
+    FlatIndex::load(&path).unwrap();
+}
+
+#[test]
 fn hnsw_save_load_identical_and_damage_detected() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hnsw.vix");
