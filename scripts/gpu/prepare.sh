@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the release `disc21-eval` here and copies it, stripped, with the scripts the device run
 # needs into .devcarry/ (gitignored), ready for the device tool:
-#   run(command="bash .devcarry/run_device_checks.sh", carry=[".devcarry"], timeout_s=540)
+#   run(command="bash .devcarry/run_device_checks.sh", carry=[".devcarry"], timeout_s=590)
 # See ../shared/gpu/README.md and scripts/gpu/run_device_checks.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
