@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     BatchResult, ExtractOptions, ExtractStats, Extraction, Model, PipelineError, Result, Skipped,
-    extract_streaming, file_stem_id,
+    extract_streaming,
 };
 
 const MAGIC: &[u8; 8] = b"D21CHNK\0";
@@ -418,24 +418,13 @@ fn assemble<P: AsRef<Path>>(
         .first()
         .map(|s| (s.path.as_path(), s.reason.as_str()));
     super::check_failures(options, skipped.len(), paths.len(), first)?;
-    let mut embeddings = Array2::from_shape_vec((indices.len(), store.dim), data).map_err(|e| {
+    let embeddings = Array2::from_shape_vec((indices.len(), store.dim), data).map_err(|e| {
         PipelineError::Cache {
             path: store.dir.clone(),
             message: e.to_string(),
         }
     })?;
-    if options.normalize {
-        embed_core::l2_normalize_rows(&mut embeddings);
-    }
-    let ids = indices
-        .iter()
-        .map(|&i| file_stem_id(paths[i].as_ref()))
-        .collect();
-    Ok(Extraction {
-        embeddings,
-        ids,
-        indices,
-        skipped,
-        stats,
-    })
+    Ok(Extraction::assemble(
+        embeddings, indices, skipped, stats, paths, options,
+    ))
 }

@@ -282,15 +282,11 @@ impl<P: AsRef<Path>> Consumer<u8> for DeviceConsumer<'_, '_, P> {
                             .f_permute([2i64, 0, 1])?
                             .f_unsqueeze(0)?;
                         crops.push(if done {
-                            px
+                            px.f_to_kind(Kind::Float)?
                         } else {
                             resize_crop_on_device(&px, self.spec)?
                         });
                     }
-                    let crops: Vec<Tensor> = crops
-                        .iter()
-                        .map(|t| t.f_to_kind(Kind::Float))
-                        .collect::<Result<_, _>>()?;
                     normalize_nchw(&Tensor::f_cat(&crops, 0)?, self.spec)?
                 }
             };

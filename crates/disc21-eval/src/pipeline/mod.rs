@@ -343,22 +343,39 @@ pub fn extract<P: AsRef<Path> + Sync>(
             Ok(())
         },
     )?;
-    let mut embeddings = Array2::from_shape_vec((indices.len(), dim), data)
+    let embeddings = Array2::from_shape_vec((indices.len(), dim), data)
         .map_err(|e| PipelineError::InvalidOption(e.to_string()))?;
-    if options.normalize {
-        embed_core::l2_normalize_rows(&mut embeddings);
+    Ok(Extraction::assemble(
+        embeddings, indices, skipped, stats, paths, options,
+    ))
+}
+
+impl Extraction {
+    /// The result from its rows (raw embeddings, one per entry of `indices`, positions in
+    /// `paths`): rows normalised when `options` say so, ids from the file stems.
+    fn assemble<P: AsRef<Path>>(
+        mut embeddings: Array2<f32>,
+        indices: Vec<usize>,
+        skipped: Vec<Skipped>,
+        stats: ExtractStats,
+        paths: &[P],
+        options: &ExtractOptions,
+    ) -> Self {
+        if options.normalize {
+            embed_core::l2_normalize_rows(&mut embeddings);
+        }
+        let ids = indices
+            .iter()
+            .map(|&i| file_stem_id(paths[i].as_ref()))
+            .collect();
+        Self {
+            embeddings,
+            ids,
+            indices,
+            skipped,
+            stats,
+        }
     }
-    let ids = indices
-        .iter()
-        .map(|&i| file_stem_id(paths[i].as_ref()))
-        .collect();
-    Ok(Extraction {
-        embeddings,
-        ids,
-        indices,
-        skipped,
-        stats,
-    })
 }
 
 /// Checks the failure limits after `failed` of `total` images failed.
