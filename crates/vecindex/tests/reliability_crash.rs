@@ -7,6 +7,8 @@
 //! role; the test functions check for it first.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -21,18 +23,6 @@ fn ids(n: usize, tag: &str) -> Vec<String> {
     (0..n).map(|i| format!("{tag}{i:06}")).collect()
 }
 
-fn vectors(n: usize, d: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n * d)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
-
 /// Two distinguishable versions of a flat index, big enough (a few MB) that a save takes a
 /// while and a kill can land in the middle of it.
 fn version(which: u64) -> FlatIndex {
@@ -41,7 +31,7 @@ fn version(which: u64) -> FlatIndex {
         d,
         Metric::InnerProduct,
         &ids(n, if which == 0 { "A" } else { "B" }),
-        &vectors(n, d, 100 + which),
+        &common::xorshift_vectors(n, d, 100 + which),
     )
     .unwrap()
     .with_model_id(format!("version-{which}"))
@@ -197,7 +187,7 @@ fn a_save_whose_rename_fails_leaves_no_temporary_file() {
 fn threads_search_while_another_saves_and_reloads() {
     let dir = tempfile::tempdir().unwrap();
     let (n, d) = (3000, 16);
-    let data = vectors(n, d, 9);
+    let data = common::xorshift_vectors(n, d, 9);
     let flat = Arc::new(FlatIndex::from_vectors(d, Metric::L2, &ids(n, "R"), &data).unwrap());
     let hnsw = Arc::new(
         HnswIndex::build(
@@ -214,7 +204,7 @@ fn threads_search_while_another_saves_and_reloads() {
         )
         .unwrap(),
     );
-    let queries = vectors(20, d, 10);
+    let queries = common::xorshift_vectors(20, d, 10);
     let want_flat = flat.search(&queries, 5).unwrap();
     let want_hnsw = hnsw.search(&queries, 5).unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);

@@ -4,6 +4,8 @@
 //! when they load, can be searched; query edge cases on both index kinds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::Path;
@@ -67,22 +69,9 @@ fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("R{i:06}")).collect()
 }
 
-/// Deterministic pseudo-random vectors in [-1, 1).
-fn vectors(n: usize, d: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n * d)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
-
 fn small_flat(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("flat.vix");
-    FlatIndex::from_vectors(3, Metric::L2, &ids(4), &vectors(4, 3, 1))
+    FlatIndex::from_vectors(3, Metric::L2, &ids(4), &common::xorshift_vectors(4, 3, 1))
         .unwrap()
         .with_model_id("m")
         .save(&path)
@@ -98,11 +87,17 @@ fn small_hnsw(dir: &Path) -> std::path::PathBuf {
         ef_search: 8,
         seed: 1,
     };
-    HnswIndex::build(2, Metric::InnerProduct, params, &ids(6), &vectors(6, 2, 2))
-        .unwrap()
-        .with_model_id("m")
-        .save(&path)
-        .unwrap();
+    HnswIndex::build(
+        2,
+        Metric::InnerProduct,
+        params,
+        &ids(6),
+        &common::xorshift_vectors(6, 2, 2),
+    )
+    .unwrap()
+    .with_model_id("m")
+    .save(&path)
+    .unwrap();
     path
 }
 
@@ -164,21 +159,6 @@ fn every_truncation_and_bit_flip_of_our_files_is_an_error() {
     assert_every_damage_is_an_error(&hnsw, 256, |p| HnswIndex::load(p).map(|_| ()));
 }
 
-fn crc32(b: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &byte in b {
-        crc ^= byte as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// `(offset, bytes)` to overwrite.
 type Patches = Vec<(usize, Vec<u8>)>;
 
@@ -189,9 +169,7 @@ fn patched(src: &Path, dst: &Path, patches: &[(usize, Vec<u8>)]) {
     for (at, val) in patches {
         b[*at..*at + val.len()].copy_from_slice(val);
     }
-    let n = b.len() - 4;
-    let crc = crc32(&b[..n]);
-    b[n..].copy_from_slice(&crc.to_le_bytes());
+    common::repair_crc(&mut b);
     std::fs::write(dst, b).unwrap();
 }
 
@@ -257,10 +235,15 @@ fn counts_of_two_to_the_sixty_are_refused_without_allocating() {
 fn faiss_counts_that_lie_are_refused_without_allocating() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.faiss");
-    FlatIndex::from_vectors(4, Metric::InnerProduct, &ids(3), &vectors(3, 4, 3))
-        .unwrap()
-        .write_faiss(&good)
-        .unwrap();
+    FlatIndex::from_vectors(
+        4,
+        Metric::InnerProduct,
+        &ids(3),
+        &common::xorshift_vectors(3, 4, 3),
+    )
+    .unwrap()
+    .write_faiss(&good)
+    .unwrap();
     let bytes = std::fs::read(&good).unwrap();
     let bad = dir.path().join("bad.faiss");
     let patch = |at: usize, val: &[u8]| {
@@ -297,7 +280,8 @@ fn faiss_counts_that_lie_are_refused_without_allocating() {
 fn every_truncation_and_bit_flip_of_faiss_files_is_handled() {
     let dir = tempfile::tempdir().unwrap();
     let plain = dir.path().join("plain.faiss");
-    let index = FlatIndex::from_vectors(3, Metric::L2, &ids(3), &vectors(3, 3, 4)).unwrap();
+    let index = FlatIndex::from_vectors(3, Metric::L2, &ids(3), &common::xorshift_vectors(3, 3, 4))
+        .unwrap();
     index.write_faiss(&plain).unwrap();
     let mapped = dir.path().join("mapped.faiss");
     index.write_faiss_with_ids(&mapped, &[7, 8, 9]).unwrap();
@@ -376,7 +360,7 @@ fn model_id_and_kind_mismatches_are_refused() {
 #[test]
 fn hnsw_query_edge_cases() {
     let (n, d) = (50, 4);
-    let data = vectors(n, d, 5);
+    let data = common::xorshift_vectors(n, d, 5);
     let index = HnswIndex::build(
         d,
         Metric::L2,

@@ -4,6 +4,8 @@
 //! `cargo test` runs (building the cargo-fuzz targets takes minutes; see scripts/fuzz.sh).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use vecindex::faiss_io::{IdSource, ReadOptions};
@@ -38,21 +40,6 @@ fn search(index: &impl VectorIndex) {
     assert_eq!(hits[0].len(), index.len().min(5));
 }
 
-fn crc32(b: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &byte in b {
-        crc ^= byte as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// The body of the `vecindex_file` fuzz target.
 fn vecindex_file(data: &[u8], path: &Path) {
     let Some((&mode, body)) = data.split_first() else {
@@ -60,9 +47,7 @@ fn vecindex_file(data: &[u8], path: &Path) {
     };
     let mut bytes = body.to_vec();
     if mode & 1 == 1 && bytes.len() >= 4 {
-        let n = bytes.len() - 4;
-        let crc = crc32(&bytes[..n]);
-        bytes[n..].copy_from_slice(&crc.to_le_bytes());
+        common::repair_crc(&mut bytes);
     }
     std::fs::write(path, &bytes).unwrap();
     if mode & 2 == 0 {

@@ -160,3 +160,40 @@ pub fn normalise(mut v: Vec<f32>) -> Vec<f32> {
 pub fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("R{i:06}")).collect()
 }
+
+/// Deterministic pseudo-random vectors in [-1, 1) (xorshift), `n × d` row-major.
+pub fn xorshift_vectors(n: usize, d: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n * d)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Reference CRC-32 (IEEE), bitwise, so the tests do not trust the crate's dependency.
+pub fn crc32(b: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in b {
+        crc ^= byte as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Recomputes the checksum that ends one of our files (the last 4 bytes, CRC-32 of the rest,
+/// little endian), so only the parser can catch a lie in the body. `b` holds at least 4 bytes.
+pub fn repair_crc(b: &mut [u8]) {
+    let n = b.len() - 4;
+    let crc = crc32(&b[..n]);
+    b[n..].copy_from_slice(&crc.to_le_bytes());
+}
