@@ -5,7 +5,13 @@
 use embed_core::{DecodeLimits, DecodeOptions, PreprocessSpec, decode_bytes};
 use libfuzzer_sys::fuzz_target;
 
+static QUIET_CAUGHT_PANICS: std::sync::Once = std::sync::Once::new();
+
 fuzz_target!(|data: &[u8]| {
+    // embed-core turns a panic inside a third-party decoder into a decode error with
+    // catch_unwind; libFuzzer's panic hook would abort before it is caught. A panic that escapes
+    // still aborts: libfuzzer-sys catches it around this body.
+    QUIET_CAUGHT_PANICS.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     // Tighter limits than the defaults keep each input within libFuzzer's memory limit; the
     // limits themselves are what is being exercised.
     let options = DecodeOptions {

@@ -236,15 +236,33 @@ pub fn decode_bytes(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage> {
         path: None,
         detail: Some(describe_prefix(bytes)),
     })?;
-    let (image, orientation) = match format {
-        ImageFormat::Jpeg => jpeg::decode(bytes, options)?,
-        ImageFormat::Gif => (gif_first_frame(bytes, options)?, None),
-        other => generic::decode(bytes, other, options)?,
-    };
+    // The decoders are third-party code; a panic inside one (seen: `png` 0.18.1 on a PLTE chunk
+    // whose length is not a multiple of 3, fuzz/regressions/decode/) becomes a decode error. The
+    // process's panic hook still reports it on stderr.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match format {
+        ImageFormat::Jpeg => jpeg::decode(bytes, options),
+        ImageFormat::Gif => gif_first_frame(bytes, options).map(|image| (image, None)),
+        other => generic::decode(bytes, other, options),
+    }))
+    .map_err(|payload| Error::Decode {
+        path: None,
+        format: format.name(),
+        message: format!("the decoder panicked: {}", panic_message(payload.as_ref())),
+    })?;
+    let (image, orientation) = decoded?;
     match orientation {
         Some(o) if options.apply_exif_orientation => Ok(apply_orientation(image, o)),
         _ => Ok(image),
     }
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
 }
 
 fn describe_prefix(bytes: &[u8]) -> String {

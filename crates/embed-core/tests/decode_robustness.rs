@@ -323,3 +323,21 @@ fn content_decides_the_format() {
         assert_eq!((img.width(), img.height()), (9, 7));
     }
 }
+
+/// A PNG whose PLTE chunk is 259 bytes (not a multiple of 3, valid checksums) makes the `png`
+/// crate panic inside its palette expansion; found by the CI fuzz step. It is a decode error.
+#[test]
+fn a_panic_inside_a_decoder_is_a_decode_error() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions/decode/png-plte-not-multiple-of-3");
+    let bytes = std::fs::read(path).unwrap();
+    match decode_bytes(&bytes, &DecodeOptions::default()) {
+        Err(Error::Decode {
+            format, message, ..
+        }) => {
+            assert_eq!(format, "PNG");
+            assert!(message.contains("panicked"), "{message}");
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+}

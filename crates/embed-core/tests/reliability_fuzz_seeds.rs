@@ -51,7 +51,8 @@ fn decode_seeds_and_their_variants() {
             }
             assert!(decode_target(&bytes), "seed {}", f.display());
         }
-        let cuts = (0..bytes.len()).map(|k| bytes[..k].to_vec());
+        // Every prefix, the whole file included: a saved reproducer is replayed as it is.
+        let cuts = (0..=bytes.len()).map(|k| bytes[..k].to_vec());
         let flips = (0..bytes.len()).map(|i| {
             let mut b = bytes.clone();
             b[i] ^= 1 << (i % 8);

@@ -23,9 +23,10 @@ fn inputs(target: &str) -> Vec<PathBuf> {
     out
 }
 
-/// Truncations at every length and one flipped bit per byte (rotating through the 8).
+/// The input itself, its truncations at every length and one flipped bit per byte (rotating
+/// through the 8): a saved reproducer is replayed as it is.
 fn variants(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
-    let cuts = (0..bytes.len()).map(|n| bytes[..n].to_vec());
+    let cuts = (0..=bytes.len()).map(|n| bytes[..n].to_vec());
     let flips = (0..bytes.len()).map(|i| {
         let mut b = bytes.to_vec();
         b[i] ^= 1 << (i % 8);
