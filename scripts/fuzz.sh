@@ -5,9 +5,10 @@
 #
 # SECONDS_PER_TARGET defaults to 30. Targets default to the quick ones, which do not link
 # libtorch: decode, vecindex_file, faiss_file. FUZZ_TORCH=1 adds (and builds) the libtorch ones:
-# checkpoint, csv. Each target starts from the seeds in fuzz/seeds/<target> plus whatever
-# earlier runs left in fuzz/corpus/<target> (ignored by git). Crashes land in
-# fuzz/artifacts/<target>; the script exits non-zero if any target found one.
+# checkpoint, csv. Each target starts from the seeds in fuzz/seeds/<target>, the saved reproducers
+# in fuzz/regressions/<target>, and whatever earlier runs left in fuzz/corpus/<target> (ignored by
+# git). Crashes land in fuzz/artifacts/<target>, logs in fuzz/target/logs; the script exits
+# non-zero if any target found one.
 #
 # Uses cargo-fuzz (installed into .tools/ when missing). It uses nightly-only rustc flags, which the
 # stable toolchain accepts with RUSTC_BOOTSTRAP=1 (set here). FUZZ_SANITIZER picks the
@@ -53,7 +54,11 @@ summary=()
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true
-    log="artifacts/$t/last-run.log"
+    # Saved reproducers start every run too: a regression shows at once.
+    cp -n regressions/"$t"/* "corpus/$t/" 2>/dev/null || true
+    # Not in artifacts/: cargo-fuzz lists every file there as a failing input.
+    mkdir -p target/logs
+    log="target/logs/$t.log"
     extra=()
     # HnswIndex::load leaks hnsw_rs's small loader object on purpose (documented in
     # vecindex/src/hnsw.rs: the reloaded graph borrows from it); LeakSanitizer would stop there.
@@ -76,7 +81,9 @@ for t in "${targets[@]}"; do
     summary+=("$line")
     if [ "$rc" -ne 0 ]; then
         failed+=("$t")
-        tail -40 "$log"
+        # The tail of the log is the input's bytes; show what happened and how to rerun it.
+        grep -v '^#[0-9]' "$log" | grep -E -m 30 'panicked|ERROR|deadly|panic|SUMMARY|Test unit written|MS: ' || true
+        echo "full log: fuzz/$log"
     fi
 done
 printf '%s\n' "${summary[@]}"

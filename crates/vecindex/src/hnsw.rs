@@ -107,12 +107,13 @@ impl Distance<f32> for HnswDistance {
 /// unit-normalised (the graph uses `1 - dot` as its distance); scores are `1 - distance` (inner
 /// product) or `-distance` (L2).
 ///
-/// Searches do not use `hnsw_rs`'s search: the first search after a build, `add` or load copies
-/// the graph and the vectors into flat arrays this crate owns (so the vectors are held twice,
-/// `4 * dim` bytes per point each) and runs the standard HNSW search on them.
+/// Searches do not use `hnsw_rs`'s search: the first search after a build or `add` (or the load
+/// itself, which checks the copy) copies the graph and the vectors into flat arrays this crate
+/// owns (so the vectors are held twice, `4 * dim` bytes per point each) and runs the standard
+/// HNSW search on them.
 pub struct HnswIndex {
     hnsw: Hnsw<'static, f32, HnswDistance>,
-    /// The flat copy searches use, made on first use; reset by `add`.
+    /// The flat copy searches use, made on first use (at load, by the load); reset by `add`.
     graph: OnceLock<std::result::Result<Graph, String>>,
     dim: usize,
     metric: Metric,
@@ -241,7 +242,8 @@ impl HnswIndex {
             .collect())
     }
 
-    /// Bytes held by the flat copy searches use (0 before the first search).
+    /// Bytes held by the flat copy searches use (0 after a build or `add`, before the first
+    /// search).
     pub fn search_copy_bytes(&self) -> usize {
         match self.graph.get() {
             Some(Ok(g)) => g.heap_bytes(),
@@ -277,7 +279,8 @@ impl HnswIndex {
     }
 
     /// Loads an index saved by [`HnswIndex::save`]. The checksum and every header field are
-    /// verified before the embedded dump is handed to `hnsw_rs`.
+    /// verified before the embedded dump is handed to `hnsw_rs`, and the graph `hnsw_rs` reloads
+    /// is copied out for searching and checked (every row exactly once) before this returns.
     ///
     /// `hnsw_rs` ties a reloaded graph to the lifetime of its loader, so each load keeps that
     /// small loader object (a few hundred bytes) alive for the rest of the process.
@@ -367,9 +370,16 @@ impl HnswIndex {
         }
         let mut hnsw = loaded;
         hnsw.set_searching_mode(true);
+        // Copy the graph out now rather than at the first search: the copy checks what the
+        // framing checks above cannot (every row present once on the layers hnsw_rs walks, up
+        // to its entry point's level; seen from the fuzzer: a dump framing six points of which
+        // hnsw_rs walks four), and a file it refuses is a load error, not a loaded index whose
+        // every search fails.
+        let graph = Graph::export(&hnsw, l.metric, l.dim, l.count)
+            .map_err(|m| format_err(path, format!("embedded hnsw_rs graph: {m}")))?;
         Ok(Self {
             hnsw,
-            graph: OnceLock::new(),
+            graph: OnceLock::from(Ok(graph)),
             dim: l.dim,
             metric: l.metric,
             params: l.params,

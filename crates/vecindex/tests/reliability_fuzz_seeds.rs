@@ -122,3 +122,28 @@ fn faiss_file_seeds_and_their_variants() {
         }
     }
 }
+
+/// Found by CI's fuzz step: an HNSW file with a valid checksum whose embedded `hnsw_rs` dump
+/// frames six points, but whose layers, as `hnsw_rs` walks them (up to its entry point's level),
+/// hold only four. `hnsw_rs` reloads it without complaint; every search then failed (and the
+/// fuzz target aborted). The load now refuses the file.
+#[test]
+fn hnsw_dump_whose_layers_walk_fewer_points_is_a_load_error() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/vecindex_file");
+    let data = std::fs::read(root.join("hnsw-layers-walk-fewer-points")).unwrap();
+    let mut bytes = data[1..].to_vec();
+    assert_eq!(data[0], 3, "HNSW, checksum repaired");
+    common::repair_crc(&mut bytes);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.vix");
+    std::fs::write(&path, &bytes).unwrap();
+    match HnswIndex::load(&path) {
+        Err(vecindex::Error::Format { message, .. }) => {
+            assert!(
+                message.contains("hnsw_rs graph holds 4 points"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a format error, got {other:?}"),
+    }
+}
