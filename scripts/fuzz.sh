@@ -12,7 +12,8 @@
 #
 # Uses cargo-fuzz (installed into .tools/ when missing). It uses nightly-only rustc flags, which the
 # stable toolchain accepts with RUSTC_BOOTSTRAP=1 (set here). FUZZ_SANITIZER picks the
-# sanitizer (default: address; `none` builds faster and runs about twice as fast).
+# sanitizer (default: address; `none` builds faster and runs about twice as fast). FUZZ_SEED=N
+# fixes libFuzzer's random seed (unset: a new one each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-30}"
@@ -69,6 +70,9 @@ for t in "${targets[@]}"; do
     fi
     t0=$SECONDS
     set +e
+    if [ -n "${FUZZ_SEED:-}" ]; then
+        extra+=(-seed="$FUZZ_SEED")
+    fi
     ASAN_OPTIONS="$asan" cargo fuzz run -O -s "$sanitizer" "${features[@]}" "$t" "corpus/$t" -- \
         -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
         "${extra[@]}" >"$log" 2>&1
