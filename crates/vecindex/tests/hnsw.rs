@@ -156,6 +156,15 @@ fn parameters_are_validated_before_hnsw_rs() {
     assert_eq!(hits[0][0].row, 2, "tie broken by insertion order");
 }
 
+/// The rows `i` whose best hit, searching with row `i`'s own vector as query `i`, is not `i`.
+fn not_found_themselves(hits: &[Vec<vecindex::Hit>]) -> Vec<usize> {
+    hits.iter()
+        .enumerate()
+        .filter(|(i, h)| h[0].row != *i)
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// Row sets per query.
 fn rows(hits: &[Vec<vecindex::Hit>]) -> Vec<Vec<usize>> {
     hits.iter()
@@ -237,12 +246,7 @@ fn own_search_matches_or_beats_hnsw_rs_search() {
             n
         );
         // Every point finds itself.
-        let hits = index.search_with_ef(&data, 1, 32).unwrap();
-        let lost = hits
-            .iter()
-            .enumerate()
-            .filter(|(i, h)| h[0].row != *i)
-            .count();
+        let lost = not_found_themselves(&index.search_with_ef(&data, 1, 32).unwrap()).len();
         assert_eq!(lost, 0, "{metric}: {lost} points do not find themselves");
     }
 }
@@ -267,13 +271,7 @@ fn added_points_are_found_after_earlier_searches() {
         assert!(before.iter().all(|h| h[0].row < n1));
         on_one_thread(|| index.add(&all_ids[n1..], &data[n1 * d..]).unwrap());
         assert_eq!(index.len(), n1 + n2);
-        let hits = index.search_with_ef(&data, 1, 64).unwrap();
-        let lost: Vec<usize> = hits
-            .iter()
-            .enumerate()
-            .filter(|(i, h)| h[0].row != *i)
-            .map(|(i, _)| i)
-            .collect();
+        let lost = not_found_themselves(&index.search_with_ef(&data, 1, 64).unwrap());
         assert!(lost.is_empty(), "{metric}: not found after add: {lost:?}");
         let one = index
             .search_one_with_ef(&data[(n1 + 3) * d..(n1 + 4) * d], 3, 16)
@@ -308,17 +306,9 @@ fn parallel_build_keeps_recall() {
             &flat.search(&queries, k).unwrap(),
             &index.search_with_ef(&queries, k, 128).unwrap(),
         );
-        let hits = index.search_with_ef(&data, 1, 64).unwrap();
-        let lost = hits
-            .iter()
-            .enumerate()
-            .filter(|(i, h)| h[0].row != *i)
-            .count();
-        let lost_new = hits[n1..]
-            .iter()
-            .enumerate()
-            .filter(|(i, h)| h[0].row != n1 + i)
-            .count();
+        let lost_rows = not_found_themselves(&index.search_with_ef(&data, 1, 64).unwrap());
+        let lost = lost_rows.len();
+        let lost_new = lost_rows.iter().filter(|&&i| i >= n1).count();
         eprintln!(
             "{metric}: recall@{k} at ef 128 = {r:.4}, {lost} of {} lost",
             n1 + n2
