@@ -156,24 +156,9 @@ fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     let mut b = png(16, 16);
     b[16..20].copy_from_slice(&w.to_be_bytes());
     b[20..24].copy_from_slice(&h.to_be_bytes());
-    let crc = crc32(&b[12..29]);
+    let crc = crc32fast::hash(&b[12..29]);
     b[29..33].copy_from_slice(&crc.to_be_bytes());
     b
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[test]
