@@ -10,6 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::Path;
 
+use common::ids;
 use vecindex::faiss_io::{IdSource, ReadOptions};
 use vecindex::{Error, FlatIndex, HnswIndex, HnswParams, Metric, VectorIndex};
 
@@ -63,10 +64,6 @@ fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
     PEAK.with(|p| p.set(base));
     let out = f();
     (out, PEAK.with(Cell::get) - base)
-}
-
-fn ids(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("R{i:06}")).collect()
 }
 
 fn small_flat(dir: &Path) -> std::path::PathBuf {

@@ -23,8 +23,8 @@ fn inputs(target: &str) -> Vec<PathBuf> {
     out
 }
 
-/// The input itself, its truncations at every length and one flipped bit per byte (rotating
-/// through the 8): a saved reproducer is replayed as it is.
+/// Its truncations at every length up to the whole input (so a saved reproducer is replayed as
+/// it is) and one flipped bit per byte (rotating through the 8).
 fn variants(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
     let cuts = (0..=bytes.len()).map(|n| bytes[..n].to_vec());
     let flips = (0..bytes.len()).map(|i| {
@@ -32,7 +32,7 @@ fn variants(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
         b[i] ^= 1 << (i % 8);
         b
     });
-    std::iter::once(bytes.to_vec()).chain(cuts).chain(flips)
+    cuts.chain(flips)
 }
 
 fn search(index: &impl VectorIndex) {
