@@ -78,10 +78,9 @@ fn l2_portable(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     //! Explicit AVX2 intrinsics: written with plain arrays, the compiler turned the 32-lane
-    //! loops into 2-float (`xmm`, `vmovsd`) FMAs, a quarter of what AVX2 offers. AVX-512
-    //! intrinsics need Rust 1.89 (the MSRV is 1.88); on Zen 4, which splits 512-bit FMAs in
-    //! two, eight 256-bit accumulators reach the same throughput, and HNSW search waits on
-    //! memory rather than on arithmetic.
+    //! loops into 2-float (`xmm`, `vmovsd`) FMAs, a quarter of what AVX2 offers. No AVX-512
+    //! here: on Zen 4, which splits 512-bit FMAs in two, eight 256-bit accumulators reach the
+    //! same throughput, and HNSW search waits on memory rather than on arithmetic.
     use std::arch::x86_64::*;
 
     /// Sum of the eight accumulators, pairwise.

@@ -99,7 +99,7 @@ pub(super) struct Scratch {
     /// Recently used filter weights: a run of images of one size reuses them.
     coeffs: Vec<(CoeffsKey, Rc<Coeffs>)>,
     /// The last value tables and the spec values they were made for.
-    pub(super) tables: Option<(TablesKey, Rc<[[f32; 256]; 3]>)>,
+    pub(super) tables: Option<(TablesKey, Rc<super::spec::Tables>)>,
 }
 
 /// What a [`Coeffs`] depends on: input size, output size, output range, filter.
@@ -264,6 +264,9 @@ pub(super) struct Coeffs {
     pub(super) bounds: Vec<(usize, usize)>,
     /// `bounds.len() × ksize` weights.
     pub(super) weights: Vec<i32>,
+    /// The same weights for the AVX-512 gather kernel, where they fit it.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) gather: Option<super::avx512::GatherCoeffs>,
 }
 
 impl Coeffs {
@@ -324,11 +327,18 @@ impl Coeffs {
             }
             bounds.push((xmin, n));
         }
-        Ok(Self {
+        let mut c = Self {
             ksize,
             bounds,
             weights,
-        })
+            #[cfg(target_arch = "x86_64")]
+            gather: None,
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            c.gather = super::avx512::GatherCoeffs::new(&c);
+        }
+        Ok(c)
     }
 
     pub(super) fn taps(&self, i: usize) -> (usize, &[i32]) {
@@ -486,7 +496,42 @@ mod kernels {
         false
     }
 
-    /// [`horizontal_scalar`], with AVX2 where the CPU has it. `scratch` is working memory.
+    /// The horizontal pass's implementations; all give the same bytes.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) enum Horizontal {
+        /// [`horizontal_scalar`], the reference.
+        Scalar,
+        /// AVX2, one tap per 32-bit lane (`pmulld`).
+        Avx2,
+        /// AVX-512 VBMI + VNNI, taps gathered from the row (no transpose); see
+        /// [`super::super::avx512`].
+        Gather,
+    }
+
+    impl Horizontal {
+        /// The implementations this CPU can run, fastest last.
+        pub(super) fn available() -> Vec<Self> {
+            let mut out = vec![Self::Scalar];
+            #[cfg(target_arch = "x86_64")]
+            if have_avx2() {
+                out.push(Self::Avx2);
+                if super::super::avx512::have_gather() {
+                    out.push(Self::Gather);
+                }
+            }
+            out
+        }
+
+        /// The one [`horizontal`] uses.
+        fn best() -> Self {
+            use std::sync::OnceLock;
+            static BEST: OnceLock<Horizontal> = OnceLock::new();
+            *BEST.get_or_init(|| *Self::available().last().unwrap_or(&Self::Scalar))
+        }
+    }
+
+    /// [`horizontal_scalar`], with the fastest SIMD kernel the CPU has. `scratch` is working
+    /// memory.
     pub(super) fn horizontal(
         src: &[u8],
         in_w: usize,
@@ -495,13 +540,37 @@ mod kernels {
         coeffs: &Coeffs,
         scratch: &mut Vec<u8>,
     ) {
+        horizontal_with(Horizontal::best(), src, in_w, rows, temp, coeffs, scratch);
+    }
+
+    /// The horizontal pass with implementation `kind`, which must be one of
+    /// [`Horizontal::available`]. [`Horizontal::Gather`] falls back to [`Horizontal::Avx2`]
+    /// for weights without a gather form (a downscale by more than 4×).
+    pub(super) fn horizontal_with(
+        kind: Horizontal,
+        src: &[u8],
+        in_w: usize,
+        rows: Range<usize>,
+        temp: &mut [u8],
+        coeffs: &Coeffs,
+        scratch: &mut Vec<u8>,
+    ) {
         #[cfg(target_arch = "x86_64")]
-        if have_avx2() {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            unsafe { super::super::avx2::horizontal(src, in_w, rows, temp, coeffs, scratch) };
-            return;
+        match (kind, &coeffs.gather) {
+            (Horizontal::Scalar, _) => {}
+            (Horizontal::Gather, Some(g)) => {
+                // SAFETY: `available` lists `Gather` only where `have_gather` found the CPU
+                // features its kernel enables.
+                unsafe { super::super::avx512::horizontal_gather(src, in_w, rows, temp, g) };
+                return;
+            }
+            (Horizontal::Avx2 | Horizontal::Gather, _) => {
+                // SAFETY: `available` lists both only where the CPU has AVX2.
+                unsafe { super::super::avx2::horizontal(src, in_w, rows, temp, coeffs, scratch) };
+                return;
+            }
         }
-        let _ = scratch;
+        let _ = (kind, scratch);
         horizontal_scalar(src, in_w, rows, temp, coeffs);
     }
 
@@ -652,6 +721,8 @@ mod tests {
             (64, 8),
             (501, 37),
             (33, 400),
+            (500, 19),
+            (1000, 3),
         ];
         let filters = [
             Resample::Bicubic,
@@ -660,9 +731,13 @@ mod tests {
             Resample::Box,
             Resample::Hamming,
         ];
+        let kinds = kernels::Horizontal::available();
+        eprintln!("horizontal kernels on this CPU: {kinds:?}");
+        // Cases with a gather form, by lanes per group.
+        let mut gathered = std::collections::BTreeMap::<usize, usize>::new();
         let mut case = 0u64;
         for &(in_w, in_h) in &sizes {
-            for &out_w in &[1usize, 3, 8, 9, 23, 224, 613] {
+            for &out_w in &[1usize, 3, 8, 9, 23, 224, 260, 613] {
                 for &filter in &filters {
                     case += 1;
                     let mut src = noise(case, in_w * in_h * 3);
@@ -673,6 +748,10 @@ mod tests {
                     let cols = [0..out_w, out_w / 3..out_w - out_w / 4];
                     for cols in cols.into_iter().filter(|c| !c.is_empty()) {
                         let coeffs = Coeffs::new(in_w, out_w, cols.clone(), filter).unwrap();
+                        #[cfg(target_arch = "x86_64")]
+                        if let Some(g) = &coeffs.gather {
+                            *gathered.entry(g.lanes()).or_insert(0) += 1;
+                        }
                         for rows in [0..in_h, in_h / 2..in_h] {
                             let len = rows.len() * cols.len() * 3;
                             let mut want = vec![0u8; len];
@@ -683,23 +762,35 @@ mod tests {
                                 &mut want,
                                 &coeffs,
                             );
-                            let mut got = vec![1u8; len];
-                            let mut scratch = Vec::new();
-                            kernels::horizontal(
-                                &src,
-                                in_w,
-                                rows.clone(),
-                                &mut got,
-                                &coeffs,
-                                &mut scratch,
-                            );
-                            assert_eq!(
-                                got, want,
-                                "{in_w}×{in_h} → {out_w} cols {cols:?} rows {rows:?} {filter:?}"
-                            );
+                            for &kind in &kinds {
+                                let mut got = vec![1u8; len];
+                                let mut scratch = Vec::new();
+                                kernels::horizontal_with(
+                                    kind,
+                                    &src,
+                                    in_w,
+                                    rows.clone(),
+                                    &mut got,
+                                    &coeffs,
+                                    &mut scratch,
+                                );
+                                assert_eq!(
+                                    got, want,
+                                    "{kind:?}: {in_w}×{in_h} → {out_w} cols {cols:?} rows \
+                                     {rows:?} {filter:?}"
+                                );
+                            }
                         }
                     }
                 }
+            }
+        }
+        // The gather kernel takes 16, 8 or 4 outputs a group as the downscale grows (up to
+        // 4×); make sure the cases above run all three.
+        eprintln!("weights with a gather form, by lanes: {gathered:?}");
+        if kinds.contains(&kernels::Horizontal::Gather) {
+            for lanes in [16, 8, 4] {
+                assert!(gathered.contains_key(&lanes), "{lanes} lanes: {gathered:?}");
             }
         }
     }

@@ -324,7 +324,7 @@ impl PreprocessSpec {
             .ok_or_else(|| Error::Shape("output slot is not contiguous".into()))?;
         with_scratch(|s| {
             let placed = resize_window(self, image, s)?;
-            let luts = self.cached_tables(s);
+            let tables = self.cached_tables(s);
             let mut rest = &mut slice[..];
             placed.emit(&s.window, |c, seg| {
                 let n = match seg {
@@ -334,28 +334,23 @@ impl PreprocessSpec {
                 let n = n.min(rest.len());
                 let (dst, tail) = std::mem::take(&mut rest).split_at_mut(n);
                 rest = tail;
-                let lut = &luts[c];
                 match seg {
-                    Segment::Pad(_) => dst.fill(lut[0]),
-                    Segment::Pixels(px) => {
-                        for (d, &v) in dst.iter_mut().zip(px) {
-                            *d = lut[usize::from(v)];
-                        }
-                    }
+                    Segment::Pad(_) => dst.fill(tables.values[c][0]),
+                    Segment::Pixels(px) => tables.lookup(c, px, dst),
                 }
             });
             Ok(())
         })
     }
 
-    /// [`PreprocessSpec::value_tables`], kept in the thread's scratch while the spec's values
-    /// stay the same.
-    fn cached_tables(&self, s: &mut Scratch) -> Rc<[[f32; 256]; 3]> {
+    /// [`PreprocessSpec::value_tables`] (with their SIMD form), kept in the thread's scratch
+    /// while the spec's values stay the same.
+    fn cached_tables(&self, s: &mut Scratch) -> Rc<Tables> {
         let key = (self.rescale_factor, self.normalize);
         match &s.tables {
             Some((k, t)) if *k == key => Rc::clone(t),
             _ => {
-                let t = Rc::new(self.value_tables());
+                let t = Rc::new(Tables::new(self.value_tables()));
                 s.tables = Some((key, Rc::clone(&t)));
                 t
             }
@@ -446,5 +441,39 @@ fn parse_triplet(key: &str, v: &Value) -> Result<[f64; 3]> {
         _ => Err(Error::Config(format!(
             "`{key}` must be three numbers, got {v}"
         ))),
+    }
+}
+
+/// The value tables of a spec, with the byte-plane form the AVX-512 lookup reads where the
+/// CPU has it.
+pub(super) struct Tables {
+    /// Per channel, the `f32` of each 8-bit value.
+    pub(super) values: [[f32; 256]; 3],
+    #[cfg(target_arch = "x86_64")]
+    planes: Option<[super::avx512::BytePlanes; 3]>,
+}
+
+impl Tables {
+    fn new(values: [[f32; 256]; 3]) -> Self {
+        Self {
+            #[cfg(target_arch = "x86_64")]
+            planes: super::avx512::have_lookup()
+                .then(|| values.each_ref().map(super::avx512::byte_planes)),
+            values,
+        }
+    }
+
+    /// `dst[i] = values[c][px[i]]`.
+    fn lookup(&self, c: usize, px: &[u8], dst: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(planes) = &self.planes {
+            // SAFETY: `planes` exists only where `have_lookup` found the CPU features.
+            unsafe { super::avx512::lookup_f32(px, &planes[c], dst) };
+            return;
+        }
+        let lut = &self.values[c];
+        for (d, &v) in dst.iter_mut().zip(px) {
+            *d = lut[usize::from(v)];
+        }
     }
 }
