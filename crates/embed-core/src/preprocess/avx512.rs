@@ -177,13 +177,13 @@ impl GatherCoeffs {
                         }
                         v[q * 6 + ch][byte] = idx as u8;
                     }
-                    let d0 = (w as i8) as i32;
-                    let w1 = (w - d0) >> 8;
-                    let d1 = (w1 as i8) as i32;
-                    let d2 = i8::try_from((w1 - d1) >> 8).ok()?;
-                    v[q * 6 + 3][byte] = d0 as u8;
-                    v[q * 6 + 4][byte] = d1 as u8;
-                    v[q * 6 + 5][byte] = d2 as u8;
+                    let d0 = w as i8;
+                    let w1 = (w - i32::from(d0)) >> 8;
+                    let d1 = w1 as i8;
+                    let d2 = i8::try_from((w1 - i32::from(d1)) >> 8).ok()?;
+                    for (d, digit) in [d0, d1, d2].into_iter().enumerate() {
+                        v[q * 6 + 3 + d][byte] = digit as u8;
+                    }
                 }
             }
         }
@@ -241,54 +241,62 @@ fn gather_rows<const Q: usize>(
 ) {
     let stride = g.out_w * 3;
     let row_bytes = in_w * 3;
-    for (gi, &s0) in g.first.iter().enumerate() {
-        let ox = gi * g.lanes;
-        let lanes = (g.out_w - ox).min(g.lanes);
-        let store_mask = (((1u32 << lanes) - 1) & 0xFFFF) as u16;
-        let v = &g.vectors[gi * Q * 6..(gi + 1) * Q * 6];
-        let load = |bytes: &[u8; 64]| {
-            // SAFETY: 64 bytes, what the load reads.
-            unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
-        };
-        // Loop invariants of the row loop, in registers: Q × (3 index + 3 weight) vectors.
-        let idx: [[__m512i; 3]; Q] =
-            std::array::from_fn(|q| std::array::from_fn(|c| load(&v[q * 6 + c])));
-        let wts: [[__m512i; 3]; Q] =
-            std::array::from_fn(|q| std::array::from_fn(|d| load(&v[q * 6 + 3 + d])));
-        for (k, r) in rows.clone().enumerate() {
-            let off = r * row_bytes + 3 * s0;
-            let (w0, w1) = load_window(src, off);
-            // `c` picks the index vectors and the output plane alike.
-            #[allow(clippy::needless_range_loop)]
-            for c in 0..3 {
-                let mut a0 = _mm512_set1_epi32(super::resize::ROUND);
-                let mut a1 = _mm512_setzero_si512();
-                let mut a2 = _mm512_setzero_si512();
-                for q in 0..Q {
-                    let px = _mm512_permutex2var_epi8(w0, idx[q][c], w1);
-                    a0 = _mm512_dpbusd_epi32(a0, px, wts[q][0]);
-                    a1 = _mm512_dpbusd_epi32(a1, px, wts[q][1]);
-                    a2 = _mm512_dpbusd_epi32(a2, px, wts[q][2]);
+    let load = |bytes: &[u8; 64]| {
+        // SAFETY: 64 bytes, what the load reads.
+        unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
+    };
+    // A few rows at a time through all groups: the source is read left to right in a few
+    // rows (prefetcher-friendly when the image is not in cache), and each group's constants
+    // are loaded once a block.
+    for block in rows.clone().step_by(ROW_BLOCK) {
+        let block = block..(block + ROW_BLOCK).min(rows.end);
+        for (gi, &s0) in g.first.iter().enumerate() {
+            let ox = gi * g.lanes;
+            let lanes = (g.out_w - ox).min(g.lanes);
+            let store_mask = (((1u32 << lanes) - 1) & 0xFFFF) as u16;
+            let v = &g.vectors[gi * Q * 6..(gi + 1) * Q * 6];
+            // Loop invariants of the row loop, in registers: Q × (3 index + 3 weight) vectors.
+            let idx: [[__m512i; 3]; Q] =
+                std::array::from_fn(|q| std::array::from_fn(|c| load(&v[q * 6 + c])));
+            let wts: [[__m512i; 3]; Q] =
+                std::array::from_fn(|q| std::array::from_fn(|d| load(&v[q * 6 + 3 + d])));
+            for r in block.clone() {
+                let (w0, w1) = load_window(src, r * row_bytes + 3 * s0);
+                // `c` picks the index vectors and the output plane alike.
+                #[allow(clippy::needless_range_loop)]
+                for c in 0..3 {
+                    let mut a0 = _mm512_set1_epi32(super::resize::ROUND);
+                    let mut a1 = _mm512_setzero_si512();
+                    let mut a2 = _mm512_setzero_si512();
+                    for q in 0..Q {
+                        let px = _mm512_permutex2var_epi8(w0, idx[q][c], w1);
+                        a0 = _mm512_dpbusd_epi32(a0, px, wts[q][0]);
+                        a1 = _mm512_dpbusd_epi32(a1, px, wts[q][1]);
+                        a2 = _mm512_dpbusd_epi32(a2, px, wts[q][2]);
+                    }
+                    let acc = _mm512_add_epi32(
+                        _mm512_add_epi32(a0, _mm512_slli_epi32::<8>(a1)),
+                        _mm512_slli_epi32::<16>(a2),
+                    );
+                    let out = _mm512_max_epi32(
+                        _mm512_srai_epi32::<{ super::resize::PRECISION_BITS }>(acc),
+                        _mm512_setzero_si512(),
+                    );
+                    let o = (r - rows.start) * stride + c * g.out_w + ox;
+                    let dst = &mut temp[o..o + lanes];
+                    // SAFETY: the mask covers `lanes` bytes, all of `dst`; the unsigned
+                    // saturating narrowing clamps to 255 (negatives were raised to 0 above).
+                    unsafe {
+                        _mm512_mask_cvtusepi32_storeu_epi8(dst.as_mut_ptr().cast(), store_mask, out)
+                    };
                 }
-                let acc = _mm512_add_epi32(
-                    _mm512_add_epi32(a0, _mm512_slli_epi32::<8>(a1)),
-                    _mm512_slli_epi32::<16>(a2),
-                );
-                let out = _mm512_max_epi32(
-                    _mm512_srai_epi32::<{ super::resize::PRECISION_BITS }>(acc),
-                    _mm512_setzero_si512(),
-                );
-                let o = k * stride + c * g.out_w + ox;
-                let dst = &mut temp[o..o + lanes];
-                // SAFETY: the mask covers `lanes` bytes, all of `dst`; the unsigned
-                // saturating narrowing clamps to 255 (negatives were raised to 0 above).
-                unsafe {
-                    _mm512_mask_cvtusepi32_storeu_epi8(dst.as_mut_ptr().cast(), store_mask, out)
-                };
             }
         }
     }
 }
+
+/// Rows [`horizontal_gather`] takes through all groups before moving on.
+const ROW_BLOCK: usize = 4;
 
 /// The 128 bytes of `src` from `off`, as two registers; bytes past the end of `src` are zero.
 #[inline]
