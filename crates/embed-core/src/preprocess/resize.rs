@@ -423,9 +423,11 @@ fn resample_window(
 }
 
 mod kernels {
-    //! The two passes' inner loops. The scalar versions are the reference; on x86-64 the AVX2
-    //! kernels of [`super::super::avx2`] are chosen at run time (the baseline target, SSE2, has
-    //! no 32-bit vector multiply). Both give the same bytes: integer sums are exact.
+    //! The two passes' inner loops. The scalar versions are the reference; on x86-64 the SIMD
+    //! kernels are chosen at run time (the baseline target, SSE2, has no 32-bit vector
+    //! multiply): AVX2 ([`super::super::avx2`]) for both passes, and for the horizontal pass
+    //! the AVX-512 VBMI + VNNI gather kernel ([`super::super::avx512`]) where the CPU has it.
+    //! All give the same bytes: integer sums are exact.
 
     use std::ops::Range;
 
