@@ -513,6 +513,7 @@ mod kernels {
     impl Horizontal {
         /// The implementations this CPU can run, fastest last.
         pub(super) fn available() -> Vec<Self> {
+            #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
             let mut out = vec![Self::Scalar];
             #[cfg(target_arch = "x86_64")]
             if have_avx2() {
@@ -736,6 +737,7 @@ mod tests {
         let kinds = kernels::Horizontal::available();
         eprintln!("horizontal kernels on this CPU: {kinds:?}");
         // Cases with a gather form, by lanes per group.
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut gathered = std::collections::BTreeMap::<usize, usize>::new();
         let mut case = 0u64;
         for &(in_w, in_h) in &sizes {
