@@ -100,75 +100,66 @@ mod x86 {
         _mm_cvtss_f32(s)
     }
 
-    /// AVX2: eight 8-float accumulators (64 floats per step cover the FMA latency on both FMA
-    /// pipes), then one accumulator, then a scalar tail.
-    #[target_feature(enable = "avx2,fma")]
-    fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut acc = [_mm256_setzero_ps(); 8];
-        let mut i = 0;
-        // SAFETY (all loads): `i + 8 * j + 8 <= n`; both slices hold at least `n` floats.
-        while i + 64 <= n {
-            for (j, acc) in acc.iter_mut().enumerate() {
-                let (x, y) = unsafe {
-                    (
-                        _mm256_loadu_ps(pa.add(i + 8 * j)),
-                        _mm256_loadu_ps(pb.add(i + 8 * j)),
-                    )
-                };
-                *acc = _mm256_fmadd_ps(x, y, *acc);
+    /// An AVX2 reduction over two slices: eight 8-float accumulators (64 floats per step cover
+    /// the FMA latency on both FMA pipes), then one accumulator, then a scalar tail.
+    /// `$vec(x, y, acc)` folds 8 floats of each slice into an accumulator, `$one(x, y, t)` one
+    /// float of each into the tail sum.
+    macro_rules! avx2_reduction {
+        ($(#[$doc:meta])* $name:ident, $vec:expr, $one:expr) => {
+            $(#[$doc])*
+            #[target_feature(enable = "avx2,fma")]
+            fn $name(a: &[f32], b: &[f32]) -> f32 {
+                let n = a.len().min(b.len());
+                let (pa, pb) = (a.as_ptr(), b.as_ptr());
+                let mut acc = [_mm256_setzero_ps(); 8];
+                let mut i = 0;
+                // SAFETY (all loads): `i + 8 * j + 8 <= n`; both slices hold at least `n` floats.
+                while i + 64 <= n {
+                    for (j, acc) in acc.iter_mut().enumerate() {
+                        let (x, y) = unsafe {
+                            (
+                                _mm256_loadu_ps(pa.add(i + 8 * j)),
+                                _mm256_loadu_ps(pb.add(i + 8 * j)),
+                            )
+                        };
+                        *acc = $vec(x, y, *acc);
+                    }
+                    i += 64;
+                }
+                while i + 8 <= n {
+                    let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i))) };
+                    acc[0] = $vec(x, y, acc[0]);
+                    i += 8;
+                }
+                let s = sum8(&acc);
+                let mut tail = 0.0f32;
+                for (x, y) in a[i..n].iter().zip(&b[i..n]) {
+                    tail = $one(*x, *y, tail);
+                }
+                hsum256(s) + tail
             }
-            i += 64;
-        }
-        while i + 8 <= n {
-            let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i))) };
-            acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
-            i += 8;
-        }
-        let s = sum8(&acc);
-        let mut tail = 0.0f32;
-        for (x, y) in a[i..n].iter().zip(&b[i..n]) {
-            tail = x.mul_add(*y, tail);
-        }
-        hsum256(s) + tail
+        };
     }
 
-    /// As [`dot_avx2`], accumulating `(a - b)^2`.
-    #[target_feature(enable = "avx2,fma")]
-    fn l2_avx2(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut acc = [_mm256_setzero_ps(); 8];
-        let mut i = 0;
-        // SAFETY: as in `dot_avx2`.
-        while i + 64 <= n {
-            for (j, acc) in acc.iter_mut().enumerate() {
-                let (x, y) = unsafe {
-                    (
-                        _mm256_loadu_ps(pa.add(i + 8 * j)),
-                        _mm256_loadu_ps(pb.add(i + 8 * j)),
-                    )
-                };
-                let d = _mm256_sub_ps(x, y);
-                *acc = _mm256_fmadd_ps(d, d, *acc);
-            }
-            i += 64;
-        }
-        while i + 8 <= n {
-            let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i))) };
+    avx2_reduction!(
+        /// Inner product.
+        dot_avx2,
+        |x, y, acc| _mm256_fmadd_ps(x, y, acc),
+        |x: f32, y: f32, t: f32| x.mul_add(y, t)
+    );
+
+    avx2_reduction!(
+        /// Squared L2 distance: `Σ (a - b)²`.
+        l2_avx2,
+        |x, y, acc| {
             let d = _mm256_sub_ps(x, y);
-            acc[0] = _mm256_fmadd_ps(d, d, acc[0]);
-            i += 8;
-        }
-        let s = sum8(&acc);
-        let mut tail = 0.0f32;
-        for (x, y) in a[i..n].iter().zip(&b[i..n]) {
+            _mm256_fmadd_ps(d, d, acc)
+        },
+        |x: f32, y: f32, t: f32| {
             let d = x - y;
-            tail = d.mul_add(d, tail);
+            d.mul_add(d, t)
         }
-        hsum256(s) + tail
-    }
+    );
 
     pub(super) fn pick() -> Option<(super::Kernel, super::Kernel)> {
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
