@@ -9,6 +9,11 @@
 //! assert_eq!(pixels.shape(), &[3, 224, 224]);
 //! # Ok::<(), embed_core::Error>(())
 //! ```
+//!
+//! Resizing and normalisation pick SIMD kernels at run time (AVX2; AVX-512 VBMI + VNNI where
+//! the CPU has them); all give the same bytes as the portable code. Setting
+//! [`EMBED_CORE_SIMD`](preprocess::SIMD_ENV) to `avx2` or `scalar` caps the level, e.g. to
+//! measure what a CPU without AVX-512 would do.
 
 pub mod decode;
 pub mod embedder;

@@ -11,3 +11,61 @@ mod spec;
 
 pub use resize::resize_crop;
 pub use spec::{CropSize, PreprocessSpec, Resample, ResizeSpec};
+
+/// SIMD levels of the preprocessing kernels, lowest first. Every level gives the same bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum SimdLevel {
+    /// Portable Rust.
+    Scalar,
+    /// x86-64 AVX2.
+    Avx2,
+    /// x86-64 AVX-512 (VBMI + VNNI).
+    Avx512,
+}
+
+/// The environment variable that caps the SIMD level: `scalar` or `avx2` (`avx512` or unset:
+/// whatever the CPU has). For comparing kernels on one machine and for ruling them out when
+/// debugging; results are the same at every level.
+pub const SIMD_ENV: &str = "EMBED_CORE_SIMD";
+
+/// The highest level the kernels may use, from [`SIMD_ENV`] (read once per process). An
+/// unknown value is reported on stderr once and ignored.
+pub(crate) fn simd_cap() -> SimdLevel {
+    static CAP: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
+    *CAP.get_or_init(|| {
+        let value = std::env::var(SIMD_ENV).ok();
+        parse_simd_cap(value.as_deref()).unwrap_or_else(|e| {
+            eprintln!("embed-core: {e}; using every SIMD level the CPU has");
+            SimdLevel::Avx512
+        })
+    })
+}
+
+fn parse_simd_cap(value: Option<&str>) -> Result<SimdLevel, String> {
+    match value.map(str::trim) {
+        None | Some("") | Some("avx512") => Ok(SimdLevel::Avx512),
+        Some("avx2") => Ok(SimdLevel::Avx2),
+        Some("scalar") => Ok(SimdLevel::Scalar),
+        Some(other) => Err(format!(
+            "{SIMD_ENV}={other:?} is not one of scalar, avx2, avx512"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simd_cap_values() {
+        assert_eq!(parse_simd_cap(None), Ok(SimdLevel::Avx512));
+        assert_eq!(parse_simd_cap(Some("avx512")), Ok(SimdLevel::Avx512));
+        assert_eq!(parse_simd_cap(Some(" avx2 ")), Ok(SimdLevel::Avx2));
+        assert_eq!(parse_simd_cap(Some("scalar")), Ok(SimdLevel::Scalar));
+        assert!(
+            parse_simd_cap(Some("sse"))
+                .unwrap_err()
+                .contains("EMBED_CORE_SIMD")
+        );
+    }
+}

@@ -432,6 +432,7 @@ mod kernels {
     use std::ops::Range;
 
     use super::{Coeffs, ROUND, clip8};
+    use crate::preprocess::{SimdLevel, simd_cap};
 
     /// Horizontal pass of `rows` of `src` (RGB, `in_w` pixels a row) into `temp`, one
     /// row-planar row (R… G… B…, `coeffs.bounds.len()` pixels each) per input row.
@@ -525,11 +526,26 @@ mod kernels {
             out
         }
 
-        /// The one [`horizontal`] uses.
+        /// The SIMD level this kernel needs.
+        fn level(self) -> SimdLevel {
+            match self {
+                Self::Scalar => SimdLevel::Scalar,
+                Self::Avx2 => SimdLevel::Avx2,
+                Self::Gather => SimdLevel::Avx512,
+            }
+        }
+
+        /// The one [`horizontal`] uses: the fastest available within [`simd_cap`].
         fn best() -> Self {
             use std::sync::OnceLock;
             static BEST: OnceLock<Horizontal> = OnceLock::new();
-            *BEST.get_or_init(|| *Self::available().last().unwrap_or(&Self::Scalar))
+            *BEST.get_or_init(|| {
+                let cap = simd_cap();
+                Self::available()
+                    .into_iter()
+                    .rfind(|k| k.level() <= cap)
+                    .unwrap_or(Self::Scalar)
+            })
         }
     }
 
@@ -577,7 +593,7 @@ mod kernels {
         horizontal_scalar(src, in_w, rows, temp, coeffs);
     }
 
-    /// [`vertical_scalar`], with AVX2 where the CPU has it.
+    /// [`vertical_scalar`], with AVX2 where the CPU has it (and [`simd_cap`] allows it).
     pub(super) fn vertical(
         temp: &[u8],
         first_row: usize,
@@ -586,7 +602,7 @@ mod kernels {
         coeffs: &Coeffs,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if have_avx2() {
+        if have_avx2() && simd_cap() >= SimdLevel::Avx2 {
             // SAFETY: the CPU supports AVX2, checked just above.
             unsafe { super::super::avx2::vertical(temp, first_row, out, stride, coeffs) };
             return;

@@ -457,7 +457,7 @@ impl Tables {
     fn new(values: [[f32; 256]; 3]) -> Self {
         Self {
             #[cfg(target_arch = "x86_64")]
-            planes: super::avx512::have_lookup()
+            planes: (super::avx512::have_lookup() && super::simd_cap() >= super::SimdLevel::Avx512)
                 .then(|| values.each_ref().map(super::avx512::byte_planes)),
             values,
         }
