@@ -55,19 +55,15 @@ pub(super) fn have_lookup() -> bool {
 pub(super) fn lookup_f32(src: &[u8], planes: &BytePlanes, dst: &mut [f32]) {
     let n = src.len().min(dst.len());
     let (src, dst) = (&src[..n], &mut dst[..n]);
-    let load = |bytes: &[u8; 64]| {
-        // SAFETY: 64 bytes, what the load reads.
-        unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
-    };
     let quarters: [[__m512i; 4]; 4] =
-        std::array::from_fn(|b| std::array::from_fn(|q| load(&planes[b][q])));
+        std::array::from_fn(|b| std::array::from_fn(|q| load64(&planes[b][q])));
     // Input byte order such that the interleaving below writes the values in order: position
     // 16L + 4k + i (128-bit lane L) takes value 16k + 4L + i.
     let order: [u8; 64] = std::array::from_fn(|p| {
         let (lane, k, i) = (p / 16, p % 16 / 4, p % 4);
         (16 * k + 4 * lane + i) as u8
     });
-    let order = load(&order);
+    let order = load64(&order);
     for (s, d) in src.chunks(64).zip(dst.chunks_mut(64)) {
         let len = s.len();
         let mask = if len == 64 {
@@ -241,10 +237,6 @@ fn gather_rows<const Q: usize>(
 ) {
     let stride = g.out_w * 3;
     let row_bytes = in_w * 3;
-    let load = |bytes: &[u8; 64]| {
-        // SAFETY: 64 bytes, what the load reads.
-        unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
-    };
     // A few rows at a time through all groups: the source is read left to right in a few
     // rows (prefetcher-friendly when the image is not in cache), and each group's constants
     // are loaded once a block.
@@ -257,9 +249,9 @@ fn gather_rows<const Q: usize>(
             let v = &g.vectors[gi * Q * 6..(gi + 1) * Q * 6];
             // Loop invariants of the row loop, in registers: Q × (3 index + 3 weight) vectors.
             let idx: [[__m512i; 3]; Q] =
-                std::array::from_fn(|q| std::array::from_fn(|c| load(&v[q * 6 + c])));
+                std::array::from_fn(|q| std::array::from_fn(|c| load64(&v[q * 6 + c])));
             let wts: [[__m512i; 3]; Q] =
-                std::array::from_fn(|q| std::array::from_fn(|d| load(&v[q * 6 + 3 + d])));
+                std::array::from_fn(|q| std::array::from_fn(|d| load64(&v[q * 6 + 3 + d])));
             for r in block.clone() {
                 let (w0, w1) = load_window(src, r * row_bytes + 3 * s0);
                 // `c` picks the index vectors and the output plane alike.
@@ -297,6 +289,14 @@ fn gather_rows<const Q: usize>(
 
 /// Rows [`horizontal_gather`] takes through all groups before moving on.
 const ROW_BLOCK: usize = 4;
+
+/// 64 bytes as a vector.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load64(bytes: &[u8; 64]) -> __m512i {
+    // SAFETY: 64 bytes, what the load reads.
+    unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
+}
 
 /// The 128 bytes of `src` from `off`, as two registers; bytes past the end of `src` are zero.
 #[inline]

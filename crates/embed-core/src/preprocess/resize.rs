@@ -264,9 +264,10 @@ pub(super) struct Coeffs {
     pub(super) bounds: Vec<(usize, usize)>,
     /// `bounds.len() × ksize` weights.
     pub(super) weights: Vec<i32>,
-    /// The same weights for the AVX-512 gather kernel, where they fit it.
+    /// The same weights for the AVX-512 gather kernel, where they fit it; made on the first
+    /// horizontal pass that runs that kernel (never for the vertical axis or other CPUs).
     #[cfg(target_arch = "x86_64")]
-    pub(super) gather: Option<super::avx512::GatherCoeffs>,
+    gather: std::cell::OnceCell<Option<super::avx512::GatherCoeffs>>,
 }
 
 impl Coeffs {
@@ -327,18 +328,21 @@ impl Coeffs {
             }
             bounds.push((xmin, n));
         }
-        let mut c = Self {
+        Ok(Self {
             ksize,
             bounds,
             weights,
             #[cfg(target_arch = "x86_64")]
-            gather: None,
-        };
-        #[cfg(target_arch = "x86_64")]
-        {
-            c.gather = super::avx512::GatherCoeffs::new(&c);
-        }
-        Ok(c)
+            gather: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// The gather kernel's form of these weights, `None` where they do not fit it.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn gather(&self) -> Option<&super::avx512::GatherCoeffs> {
+        self.gather
+            .get_or_init(|| super::avx512::GatherCoeffs::new(self))
+            .as_ref()
     }
 
     pub(super) fn taps(&self, i: usize) -> (usize, &[i32]) {
@@ -575,7 +579,12 @@ mod kernels {
         scratch: &mut Vec<u8>,
     ) {
         #[cfg(target_arch = "x86_64")]
-        match (kind, &coeffs.gather) {
+        let gather = match kind {
+            Horizontal::Gather => coeffs.gather(),
+            _ => None,
+        };
+        #[cfg(target_arch = "x86_64")]
+        match (kind, gather) {
             (Horizontal::Scalar, _) => {}
             (Horizontal::Gather, Some(g)) => {
                 // SAFETY: `available` lists `Gather` only where `have_gather` found the CPU
@@ -769,7 +778,7 @@ mod tests {
                     for cols in cols.into_iter().filter(|c| !c.is_empty()) {
                         let coeffs = Coeffs::new(in_w, out_w, cols.clone(), filter).unwrap();
                         #[cfg(target_arch = "x86_64")]
-                        if let Some(g) = &coeffs.gather {
+                        if let Some(g) = coeffs.gather() {
                             *gathered.entry(g.lanes()).or_insert(0) += 1;
                         }
                         for rows in [0..in_h, in_h / 2..in_h] {
