@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, black_box};
 use embed_core::{DecodeOptions, PreprocessSpec, decode_bytes};
+use rand::SeedableRng;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -103,6 +104,39 @@ fn main() {
                 black_box(spec.preprocess(&decoded[i]).unwrap())
             })
         });
+    }
+    g.finish();
+
+    // Camera-sized photo-like JPEGs, exact decoding against the opt-in DCT-domain downscale
+    // (`--fast-jpeg`): what the fast mode saves where it applies.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let large: Vec<Vec<u8>> = (0..4)
+        .map(|_| {
+            let img = disc21_eval::generate::photo_like(&mut rng, 2400, 1800);
+            let mut buf = std::io::Cursor::new(Vec::new());
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 90)
+                .encode_image(&img)
+                .unwrap();
+            buf.into_inner()
+        })
+        .collect();
+    let mut g = c.benchmark_group("jpeg_2400x1800_one_core");
+    g.sample_size(10);
+    for (name, spec) in [("clip", &clip), ("dinov2", &dino)] {
+        let fast = DecodeOptions {
+            jpeg_dct_downscale_min_side: spec.fast_jpeg_min_side(),
+            ..opts
+        };
+        for (mode, o) in [("exact", opts), ("fast_jpeg", fast)] {
+            g.bench_function(format!("decode+{name} {mode}"), |b| {
+                let mut i = 0;
+                b.iter(|| {
+                    i = (i + 1) % large.len();
+                    let img = decode_bytes(&large[i], &o).unwrap();
+                    black_box(spec.preprocess(&img).unwrap())
+                })
+            });
+        }
     }
     g.finish();
 

@@ -4,7 +4,8 @@
 #   device run: command "bash .devcarry/run_device_checks.sh", carry [".devcarry"], timeout_s 590
 # It generates real-size random-weight checkpoints and synthetic JPEGs with transformers, runs
 # `disc21-eval bench` for CLIP and DINOv2 (f16, batch 256) with the Python baseline in the same
-# invocation, checks the 8-bit device path against the host path on real files, writes
+# invocation, checks the 8-bit device path against the host path on real files, then (time
+# allowing) the resize on the GPU and the fast JPEG mode on camera-sized images; writes
 # everything under $OUT and prints a short table last.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -70,9 +71,23 @@ cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 print(f"{m}: resize on GPU vs exact host path: min cosine {cos.min():.6f}, mean {cos.mean():.6f}")
 PY
 done
+# Optional, last: camera-sized photo-like JPEGs (1500-3000 px), where decoding costs most; the
+# exact path against the opt-in DCT-domain downscale (--fast-jpeg), with the Python pipeline.
+if [ $((SECONDS + 110)) -gt "${DEADLINE_S:-570}" ]; then
+  echo "skipped camera-sized images: ${SECONDS} s elapsed" | tee -a "$OUT/timeline.txt"
+else
+  t0=$(date +%s)
+  timeout 110 "$BIN" bench --model clip --weights "$W/clip" --device cuda --precision "$PREC" \
+    --batch-size "$BATCH" --model-iters 5 --photo-size 1500-3000 --n-images 512 \
+    --keep-images /tmp/devck-photos --fast-jpeg --python-baseline --python python3 \
+    --baseline-script "$HERE/baseline.py" --json "$OUT/bench_clip_photos.json" \
+    > "$OUT/bench_clip_photos.md" 2> "$OUT/bench_clip_photos.err"
+  echo "bench clip camera-sized + fast JPEG rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
+fi
 echo
 echo "== device =="; head -12 "$OUT/machine.txt" | grep -E "H100|H200|MiB" | head -2
 echo "== parity =="; cat "$OUT/parity.txt"
 for m in clip dinov2; do echo "== $m (tail of stderr) =="; tail -3 "$OUT/bench_$m.err"; done
 for m in clip dinov2; do echo "== $m =="; cat "$OUT/bench_$m.md"; done
 for m in clip dinov2; do echo "== $m, resize on the GPU =="; cat "$OUT/bench_${m}_gpu_resize.md"; done
+echo "== clip, camera-sized JPEGs, exact and --fast-jpeg =="; cat "$OUT/bench_clip_photos.md" 2>/dev/null

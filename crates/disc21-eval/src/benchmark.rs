@@ -265,7 +265,7 @@ fn extract(
         preprocess: format!(
             "{:?} {:?}",
             m.model.preprocess_spec(),
-            options.extract.decode
+            options.extract.decode_options(m.model.preprocess_spec())
         ),
         extra: format!("{} normalize={}", m.extra, options.extract.normalize),
     };

@@ -129,8 +129,10 @@ pub struct DecodeOptions {
     pub apply_exif_orientation: bool,
     /// Opt-in fast mode, **not exact**: decode JPEGs at 1/2, 1/4 or 1/8 size in the DCT domain
     /// (much less work for large photos) when the shorter side stays at least this many pixels.
-    /// Set it to about twice the resize target (e.g. 448 for a 224 shortest edge) to keep the
-    /// antialiasing close to the exact path; `None` (default) decodes at full size, as PIL.
+    /// Set it to about twice the resize target (e.g. 448 for a 224 shortest edge, as
+    /// [`crate::PreprocessSpec::fast_jpeg_min_side`] gives) to keep the antialiasing close to
+    /// the exact path; `None` (default) decodes at full size, as PIL. Its effect on the
+    /// embeddings is measured in `docs/BENCHMARKS.md` (section "Fast JPEG mode").
     pub jpeg_dct_downscale_min_side: Option<u32>,
 }
 

@@ -48,3 +48,23 @@ fn dct_downscale_picks_the_smallest_scale_that_keeps_the_side() {
         assert!(a != b, "fast mode must actually take the other path");
     }
 }
+
+#[test]
+fn fast_jpeg_min_side_is_twice_the_resize_target() {
+    assert_eq!(PreprocessSpec::clip().fast_jpeg_min_side(), Some(448));
+    assert_eq!(PreprocessSpec::dinov2().fast_jpeg_min_side(), Some(512));
+    let exact = PreprocessSpec {
+        resize: Some(embed_core::ResizeSpec::Exact {
+            height: 100,
+            width: 300,
+        }),
+        ..PreprocessSpec::clip()
+    };
+    assert_eq!(exact.fast_jpeg_min_side(), Some(600));
+    // Without a resize the crop would see a smaller image: no fast mode.
+    let no_resize = PreprocessSpec {
+        resize: None,
+        ..PreprocessSpec::clip()
+    };
+    assert_eq!(no_resize.fast_jpeg_min_side(), None);
+}

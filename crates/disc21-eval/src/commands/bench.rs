@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use disc21_eval::models::{ModelKind, ModelOptions, load_torch_embedder};
 use disc21_eval::pipeline::test_model::GridMeanEmbedder;
-use disc21_eval::pipeline::{ExtractOptions, Model, extract, list_images};
+use disc21_eval::pipeline::{ExtractOptions, Extraction, Model, extract, list_images};
 use embed_core::{Embedder, PreprocessSpec};
 use embed_torch::TorchEmbedder;
 use ndarray::{Array2, Array4, ArrayView4};
@@ -27,6 +27,15 @@ pub struct Args {
     /// Synthetic images to generate when no --images is given.
     #[arg(long, default_value_t = 64)]
     pub n_images: usize,
+    /// Generate photo-like synthetic JPEGs (noise at every scale, like a photo's 1/f spectrum)
+    /// whose sides are drawn from `LO-HI` pixels, instead of the default 360–640 px smooth noise.
+    /// E.g. `1500-3000` for phone-camera sizes, to measure `--fast-jpeg`.
+    #[arg(long, value_parser = parse_range)]
+    pub photo_size: Option<(u32, u32)>,
+    /// Write the synthetic images into this new folder and keep them (default: a temporary
+    /// folder, removed at the end); rerun on them with `--images`.
+    #[arg(long, conflicts_with = "images")]
+    pub keep_images: Option<PathBuf>,
     /// Device, precision and decoding threads.
     #[command(flatten)]
     pub runtime: super::RuntimeArgs,
@@ -79,20 +88,59 @@ impl Embedder for NullEmbedder {
     }
 }
 
-/// Synthetic JPEGs like `baseline.py` makes: bilinear-upscaled noise, 360–640 px, quality 90.
-fn synthetic_images(dir: &Path, n: usize) -> anyhow::Result<()> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    for i in 0..n {
-        let (h, w) = (rng.gen_range(360..640u32), rng.gen_range(360..640u32));
-        let (bh, bw) = (h / 8 + 1, w / 8 + 1);
-        let base = image::RgbImage::from_fn(bw, bh, |_, _| image::Rgb(rng.r#gen::<[u8; 3]>()));
-        let img = image::imageops::resize(&base, w, h, image::imageops::FilterType::Triangle);
-        let file = std::fs::File::create(dir.join(format!("img{i:05}.jpg")))?;
-        let mut enc =
-            image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 90);
-        enc.encode_image(&img)?;
+/// `LO-HI` (pixels) for `--photo-size`.
+fn parse_range(s: &str) -> Result<(u32, u32), String> {
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("expected LO-HI (e.g. 1500-3000), got {s:?}"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|e| format!("{v:?} in {s:?}: {e}"))
+    };
+    let (lo, hi) = (parse(lo)?, parse(hi)?);
+    if !(16..=16_384).contains(&lo) || hi < lo || hi > 16_384 {
+        return Err(format!("need 16 <= LO <= HI <= 16384, got {lo}-{hi}"));
     }
-    Ok(())
+    Ok((lo, hi))
+}
+
+/// Synthetic JPEGs, quality 90. Default: like `baseline.py` makes, bilinear-upscaled noise in
+/// 8-px cells, 360–640 px. With `photo: Some((lo, hi))`: sides in `lo..=hi` and noise at every
+/// scale from 2 px to the image's size, each octave with the same amplitude (roughly the 1/f
+/// amplitude spectrum of photographs), so that a downscale has detail to lose in every band.
+fn synthetic_images(dir: &Path, n: usize, photo: Option<(u32, u32)>) -> anyhow::Result<()> {
+    use image::imageops::{FilterType, resize};
+    use rayon::prelude::*;
+    // One random stream per image: the same files whatever the number of threads.
+    (0..n)
+        .into_par_iter()
+        .try_for_each(|i| -> anyhow::Result<()> {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(i as u64);
+            let img = match photo {
+                None => {
+                    let (h, w) = (rng.gen_range(360..640u32), rng.gen_range(360..640u32));
+                    let (bh, bw) = (h / 8 + 1, w / 8 + 1);
+                    let base =
+                        image::RgbImage::from_fn(bw, bh, |_, _| image::Rgb(rng.r#gen::<[u8; 3]>()));
+                    resize(&base, w, h, FilterType::Triangle)
+                }
+                Some((lo, hi)) => {
+                    let (h, w) = (rng.gen_range(lo..=hi), rng.gen_range(lo..=hi));
+                    disc21_eval::generate::photo_like(&mut rng, w, h)
+                }
+            };
+            let path = dir.join(format!("img{i:05}.jpg"));
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(
+                std::io::BufWriter::new(file),
+                90,
+            );
+            enc.encode_image(&img)
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(())
+        })
 }
 
 fn workspace_root() -> PathBuf {
@@ -207,11 +255,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Model::Host(_) => false,
     };
     let tmp;
-    let images = match &args.images {
-        Some(d) => d.clone(),
-        None => {
+    let images = match (&args.images, &args.keep_images) {
+        (Some(d), _) => d.clone(),
+        (None, Some(keep)) => {
+            if keep.exists() {
+                bail!(
+                    "{} exists; --keep-images writes a new folder (pass it as --images to reuse it)",
+                    keep.display()
+                );
+            }
+            std::fs::create_dir_all(keep)
+                .with_context(|| format!("creating {}", keep.display()))?;
+            synthetic_images(keep, args.n_images, args.photo_size)?;
+            keep.clone()
+        }
+        (None, None) => {
             tmp = TempDir::new()?;
-            synthetic_images(&tmp.0, args.n_images)?;
+            synthetic_images(&tmp.0, args.n_images, args.photo_size)?;
             tmp.0.clone()
         }
     };
@@ -226,19 +286,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         progress: false,
         ..ExtractOptions::default()
     };
+    let fast_options = ExtractOptions {
+        fast_jpeg: true,
+        ..options.clone()
+    };
     eprintln!(
-        "bench: {} on {} images of {}, batch {batch}, {} workers, device {}, resize on {:?}",
+        "bench: {} on {} images of {}, batch {batch}, {} workers, device {}, resize on {:?}{}",
         model.model_id(),
         paths.len(),
         images.display(),
         options.effective_workers(),
         if cuda { "cuda" } else { "cpu" },
-        args.runtime.resize_on
+        args.runtime.resize_on,
+        if args.runtime.fast_jpeg {
+            ", fast JPEG mode (and the exact path, to compare)"
+        } else {
+            ""
+        }
     );
     let null = NullEmbedder(model.preprocess_spec().clone());
     // Twice: the first pass warms the page cache.
     extract(Model::Host(&null), &paths, &options)?;
     let dp = extract(Model::Host(&null), &paths, &options)?;
+    let dp_fast = if args.runtime.fast_jpeg {
+        Some(extract(Model::Host(&null), &paths, &fast_options)?)
+    } else {
+        None
+    };
     let model_only = match model {
         Model::Torch(t) => time_torch_model(t, batch, args.model_iters)?,
         Model::Host(e) => time_model(e, batch, args.model_iters)?,
@@ -253,6 +327,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         decode_preprocess: dp.stats.images_per_second(),
         model_only,
         end_to_end: e2e.stats.images_per_second(),
+    };
+    let fast = match dp_fast {
+        Some(dp_fast) => {
+            let e2e_fast = extract(
+                model,
+                &paths,
+                &ExtractOptions {
+                    fast_jpeg: true,
+                    ..e2e_options.clone()
+                },
+            )?;
+            let agreement = Agreement::of(&e2e, &e2e_fast)?;
+            Some((
+                Figures {
+                    decode_preprocess: dp_fast.stats.images_per_second(),
+                    model_only,
+                    end_to_end: e2e_fast.stats.images_per_second(),
+                },
+                agreement,
+            ))
+        }
+        None => None,
     };
     let model_busy = e2e.stats.model_time.as_secs_f64() / e2e.stats.wall.as_secs_f64().max(1e-9);
     if !e2e.skipped.is_empty() {
@@ -344,6 +440,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             rust.end_to_end / seed
         );
     }
+    if let Some((f, a)) = &fast {
+        let py = python.as_ref().map(|p| p.0);
+        for (name, r, p) in [
+            (
+                "decode + preprocess, fast JPEG (Python: exact)",
+                f.decode_preprocess,
+                py.map(|p| p.decode_preprocess),
+            ),
+            (
+                "end to end, fast JPEG (Python: exact)",
+                f.end_to_end,
+                py.map(|p| p.end_to_end),
+            ),
+        ] {
+            match p {
+                Some(p) => println!("| {name} | {r:.1} | {p:.1} | {:.2}× |", r / p),
+                None => println!("| {name} | {r:.1} | | |"),
+            }
+        }
+        println!(
+            "| fast JPEG vs exact embeddings: cosine mean / min | {:.6} / {:.6} | | |",
+            a.mean_cosine, a.min_cosine
+        );
+        println!(
+            "| fast JPEG embedding's nearest exact one is its own image | {} of {} | | |",
+            a.self_top1, a.rows
+        );
+        println!(
+            "| images too small for the fast mode (embeddings bit-identical) | {} of {} | | |",
+            a.identical, a.rows
+        );
+        println!(
+            "| (for scale) cosine between different images' exact embeddings, mean / max | {:.6} / {:.6} | | |",
+            a.other_mean_cosine, a.other_max_cosine
+        );
+    }
     let py_ratio = python.as_ref().map(|p| p.0.end_to_end / p.0.model_only);
     println!(
         "| end to end / model only | {:.2} | {} | |",
@@ -359,11 +491,95 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "model": model.model_id(), "images": paths.len(), "batch_size": batch,
             "workers": options.effective_workers(), "cuda": cuda,
             "rust": rust, "model_busy_fraction": model_busy,
+            "fast_jpeg": fast.as_ref().map(|(f, a)| serde_json::json!({
+                "rust": f, "agreement_with_exact": a,
+            })),
             "python": python.as_ref().map(|p| p.2.clone()),
         });
         std::fs::write(path, serde_json::to_string_pretty(&v)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How close the fast-JPEG embeddings are to the exact ones, image by image.
+#[derive(serde::Serialize, Debug, Clone, Copy, PartialEq)]
+struct Agreement {
+    /// Images compared.
+    rows: usize,
+    /// Mean and smallest cosine between an image's fast and exact embeddings.
+    mean_cosine: f64,
+    min_cosine: f64,
+    /// Images whose fast embedding has its own exact embedding as nearest exact neighbour.
+    self_top1: usize,
+    /// Images whose two embeddings are bit-identical (too small for the fast mode to apply).
+    identical: usize,
+    /// Mean and largest cosine between *different* images' exact embeddings: what a cosine
+    /// means for these weights (random weights put unrelated images close together).
+    other_mean_cosine: f64,
+    other_max_cosine: f64,
+}
+
+impl Agreement {
+    fn of(exact: &Extraction, fast: &Extraction) -> anyhow::Result<Self> {
+        if exact.ids != fast.ids {
+            bail!(
+                "the exact and fast JPEG runs embedded different images (an image failed in one)"
+            );
+        }
+        let unit = |m: &Array2<f32>| {
+            let mut m = m.mapv(f64::from);
+            for mut row in m.rows_mut() {
+                let n = row.dot(&row).sqrt();
+                if n > 0.0 {
+                    row /= n;
+                }
+            }
+            m
+        };
+        let (e, f) = (unit(&exact.embeddings), unit(&fast.embeddings));
+        let rows = e.nrows();
+        if rows == 0 {
+            bail!("no images were embedded");
+        }
+        let cross = f.dot(&e.t()); // cross[i][j] = cos(fast_i, exact_j)
+        let gram = e.dot(&e.t());
+        let mut a = Self {
+            rows,
+            mean_cosine: 0.0,
+            min_cosine: f64::INFINITY,
+            self_top1: 0,
+            identical: 0,
+            other_mean_cosine: 0.0,
+            other_max_cosine: f64::NEG_INFINITY,
+        };
+        a.identical = exact
+            .embeddings
+            .rows()
+            .into_iter()
+            .zip(fast.embeddings.rows())
+            .filter(|(x, y)| x == y)
+            .count();
+        for i in 0..rows {
+            let own = cross[[i, i]];
+            a.mean_cosine += own;
+            a.min_cosine = a.min_cosine.min(own);
+            if (0..rows).all(|j| j == i || cross[[i, j]] < own) {
+                a.self_top1 += 1;
+            }
+            for j in (0..rows).filter(|&j| j != i) {
+                a.other_mean_cosine += gram[[i, j]];
+                a.other_max_cosine = a.other_max_cosine.max(gram[[i, j]]);
+            }
+        }
+        a.mean_cosine /= rows as f64;
+        if rows > 1 {
+            a.other_mean_cosine /= (rows * (rows - 1)) as f64;
+        } else {
+            a.other_mean_cosine = f64::NAN;
+            a.other_max_cosine = f64::NAN;
+        }
+        Ok(a)
+    }
 }
 
 /// A temporary folder removed on drop.

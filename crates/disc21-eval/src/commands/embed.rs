@@ -235,12 +235,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         progress: true,
         transfer: args.transfer,
         resize_on: args.runtime.resize_on,
+        fast_jpeg: args.runtime.fast_jpeg,
         ..ExtractOptions::default()
     };
     let key = CacheKey {
         model_id: model.model_id().to_string(),
         weights_hash: weights_fingerprint(args.weights.as_deref().unwrap_or("default"))?,
-        preprocess: format!("{:?} {:?}", model.preprocess_spec(), options.decode),
+        preprocess: format!(
+            "{:?} {:?}",
+            model.preprocess_spec(),
+            options.decode_options(model.preprocess_spec())
+        ),
         extra: format!(
             "precision={:?} pooling={:?} test={:?}{}",
             args.runtime.precision,

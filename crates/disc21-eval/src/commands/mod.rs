@@ -29,6 +29,12 @@ pub struct RuntimeArgs {
     /// the workers only decode). `device` needs the 8-bit device transfer (a CUDA device).
     #[arg(long, value_enum, default_value_t = ResizeOn::Host)]
     pub resize_on: ResizeOn,
+    /// Opt-in fast mode, not exact: decode JPEGs at 1/2, 1/4 or 1/8 size in the DCT domain
+    /// while their shorter side stays at least twice the model's resize target (448 px for
+    /// CLIP, 512 for DINOv2). Much less decoding for large photos; embeddings close to the
+    /// exact path's (docs/BENCHMARKS.md, "Fast JPEG mode"). Cached apart from exact runs.
+    #[arg(long)]
+    pub fast_jpeg: bool,
 }
 
 impl RuntimeArgs {

@@ -21,6 +21,11 @@ pub struct Args {
     /// Rotate by the EXIF orientation tag first (the reference does not).
     #[arg(long)]
     pub exif_orientation: bool,
+    /// Opt-in fast mode, not exact: decode a large JPEG at 1/2, 1/4 or 1/8 size in the DCT
+    /// domain while its shorter side stays at least twice the resize target (as `embed
+    /// --fast-jpeg`), to see what the model is given in that mode.
+    #[arg(long)]
+    pub fast_jpeg: bool,
     /// The image file (any supported format; detected from its bytes).
     pub image: PathBuf,
     /// Output `.npy` (float32, 1×3×H×W).
@@ -61,6 +66,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let options = DecodeOptions {
         apply_exif_orientation: args.exif_orientation,
+        jpeg_dct_downscale_min_side: if args.fast_jpeg {
+            spec.fast_jpeg_min_side()
+        } else {
+            None
+        },
         ..Default::default()
     };
     let image = decode_file(&args.image, &options)?;

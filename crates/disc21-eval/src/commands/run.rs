@@ -221,6 +221,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         workers: args.runtime.workers,
         batch_size: args.batch_size,
         resize_on: args.runtime.resize_on,
+        fast_jpeg: args.runtime.fast_jpeg,
         ..ExtractOptions::default()
     };
     let result = run_benchmark(&set, &models, &options)?;

@@ -18,6 +18,7 @@
 
 mod draw;
 pub(crate) mod font;
+mod photo;
 mod transform;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+pub use photo::photo_like;
 pub use transform::Transform;
 
 use crate::metrics::{GroundTruth, MetricsError, write_ground_truth};

@@ -198,6 +198,12 @@ pub struct ExtractOptions {
     pub progress: bool,
     /// How images are decoded.
     pub decode: DecodeOptions,
+    /// Opt-in fast mode, **not exact**: JPEGs much larger than the model needs are decoded at
+    /// 1/2, 1/4 or 1/8 size in the DCT domain, keeping the shorter side at least twice the
+    /// model's resize target ([`PreprocessSpec::fast_jpeg_min_side`]). Ignored when
+    /// `decode.jpeg_dct_downscale_min_side` is set. Effect on embeddings and speed: section
+    /// "Fast JPEG mode" of `docs/BENCHMARKS.md`.
+    pub fast_jpeg: bool,
     /// How batches reach a [`Model::Torch`].
     pub transfer: Transfer,
     /// Where a [`Model::Torch`]'s images are resized.
@@ -218,6 +224,7 @@ impl Default for ExtractOptions {
             strict: false,
             progress: true,
             decode: DecodeOptions::default(),
+            fast_jpeg: false,
             transfer: Transfer::Auto,
             resize_on: ResizeOn::Host,
             device_resize_max_pixels: 0,
@@ -233,6 +240,16 @@ impl ExtractOptions {
         } else {
             self.workers
         }
+    }
+
+    /// The decode options used for a model with this preprocessing: [`ExtractOptions::decode`],
+    /// with the DCT downscale of [`ExtractOptions::fast_jpeg`] filled in.
+    pub fn decode_options(&self, spec: &PreprocessSpec) -> DecodeOptions {
+        let mut decode = self.decode;
+        if self.fast_jpeg && decode.jpeg_dct_downscale_min_side.is_none() {
+            decode.jpeg_dct_downscale_min_side = spec.fast_jpeg_min_side();
+        }
+        decode
     }
 
     fn validate(&self) -> Result<()> {
@@ -561,7 +578,7 @@ fn run_host<P: AsRef<Path> + Sync>(
     let k = ring_buffers(workers, batch, 0);
     let mut storage: Vec<Vec<f32>> = (0..k).map(|_| vec![0f32; batch * slot_len]).collect();
     let buffers: Vec<BufPtr<f32>> = storage.iter_mut().map(|b| BufPtr(b.as_mut_ptr())).collect();
-    let decode = tracker.options.decode;
+    let decode = tracker.options.decode_options(spec);
     let load = |path: &Path, slot: &mut [f32]| load_f32(spec, &decode, (h, w), path, slot);
     struct Host<'a, 'o, P> {
         model: &'a dyn Embedder,

@@ -281,6 +281,18 @@ impl PreprocessSpec {
         }
     }
 
+    /// The shorter side a JPEG may be DCT-downscaled to before this spec resizes it
+    /// ([`crate::DecodeOptions::jpeg_dct_downscale_min_side`], the opt-in fast mode): twice the
+    /// resize target (448 for CLIP's shortest edge 224, 512 for DINOv2's 256; for an exact
+    /// resize, twice its larger side), so the resize still downscales at least 2× and keeps its
+    /// antialiasing. `None` without a resize: the crop would then see a smaller image.
+    pub fn fast_jpeg_min_side(&self) -> Option<u32> {
+        match self.resize? {
+            ResizeSpec::ShortestEdge(size) => Some(size.saturating_mul(2)),
+            ResizeSpec::Exact { height, width } => Some(height.max(width).saturating_mul(2)),
+        }
+    }
+
     /// `(height, width)` of the output for an input of this size.
     pub fn output_size(&self, width: u32, height: u32) -> (usize, usize) {
         match self.crop {
