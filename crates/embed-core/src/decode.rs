@@ -6,11 +6,82 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved `R G B`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RgbImage {
     width: u32,
     height: u32,
     data: Vec<u8>,
+    /// Set when the pixels are a reduced-size decode of a larger picture (the fast JPEG mode).
+    reduced: Option<Reduced>,
+}
+
+/// What a reduced-size decode stands for: the picture's full size, and where the picture lies
+/// in the reduced image's pixel coordinates (`[x0, x1) × [y0, y1)`; a DCT-downscaled JPEG's last
+/// row and column of blocks can reach past the picture's edge).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Reduced {
+    pub(crate) full: (u32, u32),
+    pub(crate) x: (f64, f64),
+    pub(crate) y: (f64, f64),
+}
+
+impl Reduced {
+    /// A `full` picture decoded at `1/denom` scale into `width × height` pixels.
+    fn scaled(full: (u32, u32), denom: u32) -> Self {
+        let d = f64::from(denom);
+        Self {
+            full,
+            x: (0.0, f64::from(full.0) / d),
+            y: (0.0, f64::from(full.1) / d),
+        }
+    }
+
+    /// The same after the image (`w × h` before) is rotated or flipped as `o` says, in the
+    /// order `image`'s `apply_orientation` applies them (rotation first, then the flip).
+    fn oriented(self, o: image::metadata::Orientation, w: u32, h: u32) -> Self {
+        use image::metadata::Orientation as O;
+        let (w, h) = (f64::from(w), f64::from(h));
+        let flip = |(a, b): (f64, f64), size: f64| (size - b, size - a);
+        let r = self;
+        // After a quarter turn the axes swap: (x range, y range, full size).
+        let rot90 = Self {
+            full: (r.full.1, r.full.0),
+            x: flip(r.y, h),
+            y: r.x,
+        };
+        let rot270 = Self {
+            full: (r.full.1, r.full.0),
+            x: r.y,
+            y: flip(r.x, w),
+        };
+        match o {
+            O::NoTransforms => r,
+            O::Rotate90 => rot90,
+            O::Rotate180 => Self {
+                x: flip(r.x, w),
+                y: flip(r.y, h),
+                ..r
+            },
+            O::Rotate270 => rot270,
+            O::FlipHorizontal => Self {
+                x: flip(r.x, w),
+                ..r
+            },
+            O::FlipVertical => Self {
+                y: flip(r.y, h),
+                ..r
+            },
+            // Rotated first: the new width is the old height.
+            O::Rotate90FlipH => Self {
+                x: flip(rot90.x, h),
+                ..rot90
+            },
+            O::Rotate270FlipH => Self {
+                x: flip(rot270.x, h),
+                ..rot270
+            },
+        }
+    }
 }
 
 impl RgbImage {
@@ -29,7 +100,23 @@ impl RgbImage {
             width,
             height,
             data,
+            reduced: None,
         })
+    }
+    /// The size of the picture this image shows, `(width, height)`: its own size, except for
+    /// a JPEG decoded at reduced size in the DCT domain
+    /// ([`DecodeOptions::jpeg_dct_downscale_min_side`]), where it is the size the file
+    /// declares. Preprocessing takes its resize and crop geometry from this size, so a reduced
+    /// decode lands on the same output pixels as the full one.
+    pub fn full_size(&self) -> (u32, u32) {
+        self.reduced.map_or((self.width, self.height), |r| r.full)
+    }
+    /// Whether this is a reduced-size decode of a larger picture (see [`RgbImage::full_size`]).
+    pub fn is_reduced(&self) -> bool {
+        self.reduced.is_some()
+    }
+    pub(crate) fn reduced(&self) -> Option<Reduced> {
+        self.reduced
     }
     /// Width in pixels.
     pub fn width(&self) -> u32 {
@@ -314,6 +401,7 @@ fn apply_orientation(image: RgbImage, orientation: image::metadata::Orientation)
         width: rgb.width(),
         height: rgb.height(),
         data: rgb.into_raw(),
+        reduced: image.reduced.map(|r| r.oriented(orientation, w, h)),
     }
 }
 
@@ -325,7 +413,7 @@ mod jpeg {
     use image::metadata::Orientation;
     use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
 
-    use super::{DecodeOptions, RgbImage, check_limits};
+    use super::{DecodeOptions, Reduced, RgbImage, check_limits};
     use crate::error::{Error, Result};
 
     thread_local! {
@@ -367,6 +455,12 @@ mod jpeg {
                 d.set_scaling_factor(factor).map_err(err)?;
                 let scaled = header.scaled(factor);
                 let (w, h) = (scaled.width, scaled.height);
+                let reduced = (factor != ScalingFactor::ONE).then(|| {
+                    Reduced::scaled(
+                        (header.width as u32, header.height as u32),
+                        factor.denom() as u32,
+                    )
+                });
                 match header.colorspace {
                     Colorspace::CMYK | Colorspace::YCCK => {
                         let mut cmyk = vec![0u8; w * h * 4];
@@ -382,6 +476,7 @@ mod jpeg {
                             width: w as u32,
                             height: h as u32,
                             data: inverted_cmyk_to_rgb(&cmyk),
+                            reduced,
                         })
                     }
                     _ => {
@@ -399,6 +494,7 @@ mod jpeg {
                             width: w as u32,
                             height: h as u32,
                             data: rgb,
+                            reduced,
                         })
                     }
                 }

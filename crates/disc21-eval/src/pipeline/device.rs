@@ -55,7 +55,8 @@ fn load_u8(
     slot: &mut [u8],
 ) -> Result<(), String> {
     let image = embed_core::decode_file(path, decode).map_err(|e| e.to_string())?;
-    let (h, w) = spec.output_size(image.width(), image.height());
+    let (full_w, full_h) = image.full_size();
+    let (h, w) = spec.output_size(full_w, full_h);
     if h * w * 3 != slot.len() {
         return Err(format!(
             "preprocessing gives {h}×{w}, the batch expects another size"
@@ -138,7 +139,7 @@ pub fn resize_crop_on_device(pixels: &Tensor, spec: &PreprocessSpec) -> Result<T
 }
 
 /// Fills a slot of the device-resize ring: the decoded image when the device can resize it and
-/// it fits, else the exact host resize and crop.
+/// it fits, else (also for a reduced-size decode) the exact host resize and crop.
 fn load_raw(
     spec: &PreprocessSpec,
     decode: &DecodeOptions,
@@ -153,7 +154,10 @@ fn load_raw(
     let (header, body) = slot
         .split_at_mut_checked(SLOT_HEADER)
         .ok_or_else(|| "slot smaller than its header".to_string())?;
+    // A reduced-size decode (fast JPEG mode) needs its source box for the exact geometry,
+    // which libtorch's resize has no argument for: it is resized on the host (small by then).
     let (sh, sw, done, data) = if device_resize_supported(spec, iw, ih)
+        && !image.is_reduced()
         && pixels <= max_pixels
         && pixels * 3 <= body.len()
     {

@@ -102,8 +102,9 @@ pub(super) struct Scratch {
     pub(super) tables: Option<(TablesKey, Rc<super::spec::Tables>)>,
 }
 
-/// What a [`Coeffs`] depends on: input size, output size, output range, filter.
-type CoeffsKey = (usize, usize, usize, usize, Resample);
+/// What a [`Coeffs`] depends on: input size, source box (bits), output size, output range,
+/// filter.
+type CoeffsKey = (usize, (u64, u64), usize, usize, usize, Resample);
 
 /// What the value tables depend on: the rescale factor and the normalisation.
 pub(super) type TablesKey = (Option<f64>, Option<([f64; 3], [f64; 3])>);
@@ -115,15 +116,17 @@ impl Scratch {
     fn coeffs(
         &mut self,
         in_size: usize,
+        in_box: (f64, f64),
         out_size: usize,
         range: Range<usize>,
         filter: Resample,
     ) -> Result<Rc<Coeffs>> {
-        let key = (in_size, out_size, range.start, range.end, filter);
+        let bits = (in_box.0.to_bits(), in_box.1.to_bits());
+        let key = (in_size, bits, out_size, range.start, range.end, filter);
         if let Some((_, c)) = self.coeffs.iter().find(|(k, _)| *k == key) {
             return Ok(Rc::clone(c));
         }
-        let c = Rc::new(Coeffs::new(in_size, out_size, range, filter)?);
+        let c = Rc::new(Coeffs::new_boxed(in_size, in_box, out_size, range, filter)?);
         if self.coeffs.len() >= Self::KEEP_COEFFS {
             self.coeffs.remove(0);
         }
@@ -180,14 +183,16 @@ pub(super) fn resize_window(
     if in_w == 0 || in_h == 0 {
         return Err(Error::InvalidArgument("empty image".into()));
     }
-    let (rh, rw) = spec.resized_size(image.width(), image.height());
+    // The geometry is the full picture's, also for a reduced-size decode.
+    let (full_w, full_h) = image.full_size();
+    let (rh, rw) = spec.resized_size(full_w, full_h);
     let (res_h, res_w) = (rh as usize, rw as usize);
     if res_h == 0 || res_w == 0 {
         return Err(Error::InvalidArgument(format!(
-            "a {in_w}×{in_h} image resizes to nothing ({res_w}×{res_h})"
+            "a {full_w}×{full_h} image resizes to nothing ({res_w}×{res_h})"
         )));
     }
-    let (out_h, out_w) = spec.output_size(image.width(), image.height());
+    let (out_h, out_w) = spec.output_size(full_w, full_h);
     // Offsets of the crop window in the resized image: Python's floor division, possibly
     // negative (then the crop pads).
     let (top, left) = match spec.crop {
@@ -216,12 +221,38 @@ pub(super) fn resize_window(
             ..placed
         });
     }
-    if spec.resize.is_none() || (res_w == in_w && res_h == in_h) {
+    let boxes = SourceBox::of(image);
+    if boxes.is_none() && (spec.resize.is_none() || (res_w == in_w && res_h == in_h)) {
         copy_window(image, &rows, &cols, &mut s.window);
     } else {
-        resample_window(image, spec.resample, (res_w, res_h), &rows, &cols, s)?;
+        let boxes = boxes.unwrap_or(SourceBox::whole(in_w, in_h));
+        resample_window(image, spec.resample, (res_w, res_h), boxes, &rows, &cols, s)?;
     }
     Ok(placed)
+}
+
+/// The region of the input that the resize maps onto the output, per axis `(start, end)` in
+/// input pixels — PIL's `box` argument of `Image.resize`. The whole image, except for a
+/// reduced-size decode, whose picture can end inside its last row or column of pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct SourceBox {
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+impl SourceBox {
+    /// PIL's box of a plain resize: `(0, 0, width, height)`, held as `f32` as PIL holds it.
+    fn whole(w: usize, h: usize) -> Self {
+        Self {
+            x: (0.0, f64::from(w as f32)),
+            y: (0.0, f64::from(h as f32)),
+        }
+    }
+
+    /// The box of a reduced-size decode, `None` for a full-size image.
+    fn of(image: &RgbImage) -> Option<Self> {
+        image.reduced().map(|r| Self { x: r.x, y: r.y })
+    }
 }
 
 /// Resized-image indices `[offset, offset + len) ∩ [0, size)`.
@@ -271,9 +302,24 @@ pub(super) struct Coeffs {
 }
 
 impl Coeffs {
-    /// PIL's `precompute_coeffs` + `normalize_coeffs_8bpc`, for outputs `range` of `out_size`.
+    /// PIL's `precompute_coeffs` + `normalize_coeffs_8bpc`, for outputs `range` of `out_size`
+    /// from the whole input.
+    #[cfg(test)]
     fn new(
         in_size: usize,
+        out_size: usize,
+        range: std::ops::Range<usize>,
+        filter: Resample,
+    ) -> Result<Self> {
+        let whole = (0.0, f64::from(in_size as f32));
+        Self::new_boxed(in_size, whole, out_size, range, filter)
+    }
+
+    /// The same from the input region `in_box` (PIL's `box`: `(in0, in1)` in input pixels;
+    /// taps stay clamped to `0..in_size`).
+    fn new_boxed(
+        in_size: usize,
+        in_box: (f64, f64),
         out_size: usize,
         range: std::ops::Range<usize>,
         filter: Resample,
@@ -291,7 +337,8 @@ impl Coeffs {
             }
         };
         // PIL computes `in1 - in0` in float (the box is float), then divides in double.
-        let scale = f64::from(in_size as f32) / out_size as f64;
+        let (in0, in1) = in_box;
+        let scale = (in1 - in0) / out_size as f64;
         let filterscale = scale.max(1.0);
         let support = support * filterscale;
         let ksize = (support.ceil() as usize) * 2 + 1;
@@ -304,7 +351,7 @@ impl Coeffs {
         let mut weights = vec![0i32; range.len() * ksize];
         let mut k = vec![0f64; ksize];
         for (i, xx) in range.enumerate() {
-            let center = (xx as f64 + 0.5) * scale;
+            let center = in0 + (xx as f64 + 0.5) * scale;
             let ss = 1.0 / filterscale;
             // C's `(int)` truncates toward zero; negatives clamp to 0 right after.
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
@@ -370,23 +417,25 @@ fn resample_window(
     image: &RgbImage,
     filter: Resample,
     (res_w, res_h): (usize, usize),
+    boxes: SourceBox,
     rows: &Range<usize>,
     cols: &Range<usize>,
     s: &mut Scratch,
 ) -> Result<()> {
     let (in_w, in_h) = (image.width() as usize, image.height() as usize);
     if filter == Resample::Nearest {
-        nearest_window(image, (res_w, res_h), rows, cols, &mut s.window);
+        nearest_window(image, (res_w, res_h), boxes, rows, cols, &mut s.window);
         return Ok(());
     }
-    let need_h = res_w != in_w;
-    let need_v = res_h != in_h;
+    let whole = SourceBox::whole(in_w, in_h);
+    let need_h = res_w != in_w || boxes.x != whole.x;
+    let need_v = res_h != in_h || boxes.y != whole.y;
     let src = image.as_raw();
     let win_w = cols.len();
 
     // Input rows the vertical pass reads (or the output rows themselves without one).
     let vert = if need_v {
-        Some(s.coeffs(in_h, res_h, rows.clone(), filter)?)
+        Some(s.coeffs(in_h, boxes.y, res_h, rows.clone(), filter)?)
     } else {
         None
     };
@@ -401,7 +450,7 @@ fn resample_window(
 
     // Horizontal pass over the rows needed, for the window's columns only.
     if need_h {
-        let horiz = s.coeffs(in_w, res_w, cols.clone(), filter)?;
+        let horiz = s.coeffs(in_w, boxes.x, res_w, cols.clone(), filter)?;
         s.temp.resize((last_row - first_row) * win_w * 3, 0);
         kernels::horizontal(
             src,
@@ -625,23 +674,24 @@ mod kernels {
 fn nearest_window(
     image: &RgbImage,
     (res_w, res_h): (usize, usize),
+    boxes: SourceBox,
     rows: &Range<usize>,
     cols: &Range<usize>,
     out: &mut Vec<u8>,
 ) {
     let (in_w, in_h) = (image.width() as usize, image.height() as usize);
     let src = image.as_raw();
-    let map = |o: usize, in_size: usize, out_size: usize| {
-        let s = ((o as f64 + 0.5) * in_size as f64 / out_size as f64) as usize;
+    let map = |o: usize, in_size: usize, (in0, in1): (f64, f64), out_size: usize| {
+        let s = (in0 + (o as f64 + 0.5) * (in1 - in0) / out_size as f64) as usize;
         s.min(in_size - 1)
     };
     let win_w = cols.len();
     // Every byte is written below; resizing to the same length as last time costs nothing.
     out.resize(rows.len() * win_w * 3, 0);
     for (y, dst) in rows.clone().zip(out.chunks_exact_mut(win_w * 3)) {
-        let sy = map(y, in_h, res_h);
+        let sy = map(y, in_h, boxes.y, res_h);
         for (i, x) in cols.clone().enumerate() {
-            let sx = map(x, in_w, res_w);
+            let sx = map(x, in_w, boxes.x, res_w);
             let o = (sy * in_w + sx) * 3;
             for c in 0..3 {
                 dst[c * win_w + i] = src[o + c];

@@ -314,7 +314,8 @@ impl PreprocessSpec {
 
     /// Preprocesses one image into a new `3 × H × W` array.
     pub fn preprocess(&self, image: &RgbImage) -> Result<Array3<f32>> {
-        let (h, w) = self.output_size(image.width(), image.height());
+        let (full_w, full_h) = image.full_size();
+        let (h, w) = self.output_size(full_w, full_h);
         let mut out = Array3::zeros((3, h, w));
         self.preprocess_into(image, out.view_mut())?;
         Ok(out)
@@ -322,7 +323,8 @@ impl PreprocessSpec {
 
     /// Preprocesses one image into `out` (`3 × H × W`, e.g. one slot of a batch).
     pub fn preprocess_into(&self, image: &RgbImage, mut out: ArrayViewMut3<'_, f32>) -> Result<()> {
-        let (h, w) = self.output_size(image.width(), image.height());
+        let (full_w, full_h) = image.full_size();
+        let (h, w) = self.output_size(full_w, full_h);
         if out.shape() != [3, h, w] {
             return Err(Error::Shape(format!(
                 "output slot {:?} for a {}×{} image (expected [3, {h}, {w}])",
