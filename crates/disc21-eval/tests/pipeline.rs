@@ -273,6 +273,9 @@ fn device_path_equals_host_path() {
     make_images(dir.path(), 13, 4);
     let paths = list_images(dir.path()).unwrap();
     let m = TorchGrid(model());
+    // A CPU model gets the CPU's default batch (CUDA's, 256, needs a GPU to check).
+    assert_eq!(Model::Torch(&m).default_batch_size(), 32);
+    assert_eq!(Model::Host(&m).default_batch_size(), 32);
     let host = extract(Model::Host(&m), &paths, &opts(2, 4)).unwrap();
     for batch in [1, 4, 5] {
         let dev = extract(
@@ -356,6 +359,9 @@ fn device_resize_pipeline_matches_host_within_tolerance_and_falls_back_exactly()
     make_images(dir.path(), 11, 6);
     let paths = list_images(dir.path()).unwrap();
     let m = TorchGrid(model());
+    // A CPU model gets the CPU's default batch (CUDA's, 256, needs a GPU to check).
+    assert_eq!(Model::Torch(&m).default_batch_size(), 32);
+    assert_eq!(Model::Host(&m).default_batch_size(), 32);
     let host = extract(Model::Host(&m), &paths, &opts(2, 4)).unwrap();
     let device = |max_pixels: usize, batch: usize| {
         extract(

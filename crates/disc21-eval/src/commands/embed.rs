@@ -40,9 +40,9 @@ pub struct Args {
     /// Device, precision and decoding threads.
     #[command(flatten)]
     pub runtime: super::RuntimeArgs,
-    /// Images per model call.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
+    /// Images per model call (default: 256 on CUDA, 32 on the CPU).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// DINOv2 pooling: `mean`, `cls`, `patch-mean`, `cls-patch-mean`.
     #[arg(long)]
     pub pooling: Option<String>,
@@ -228,7 +228,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let options = ExtractOptions {
         workers: args.runtime.workers,
-        batch_size: args.batch_size,
+        batch_size: args
+            .batch_size
+            .unwrap_or_else(|| model.default_batch_size()),
         normalize: !args.no_normalize,
         max_failure_rate: args.max_failure_rate,
         strict: args.strict,

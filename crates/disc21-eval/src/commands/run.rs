@@ -57,9 +57,9 @@ pub struct Args {
     /// Device, precision and decoding threads. On CUDA the exact search runs there too.
     #[command(flatten)]
     pub runtime: super::RuntimeArgs,
-    /// Images per model call.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
+    /// Images per model call (default: 256 on CUDA, 32 on the CPU).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Neighbours retrieved per query (predictions scored).
     #[arg(long, default_value_t = 10)]
     pub k: usize,
@@ -219,7 +219,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     options.search_device = search_device;
     options.extract = ExtractOptions {
         workers: args.runtime.workers,
-        batch_size: args.batch_size,
+        batch_size: args.batch_size.unwrap_or_else(|| {
+            models
+                .iter()
+                .map(|m| m.model.default_batch_size())
+                .min()
+                .unwrap_or(32)
+        }),
         resize_on: args.runtime.resize_on,
         fast_jpeg: args.runtime.fast_jpeg,
         ..ExtractOptions::default()
