@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved `R G B`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RgbImage {
     width: u32,
     height: u32,
@@ -15,71 +15,76 @@ pub struct RgbImage {
     reduced: Option<Reduced>,
 }
 
-/// What a reduced-size decode stands for: the picture's full size, and where the picture lies
-/// in the reduced image's pixel coordinates (`[x0, x1) × [y0, y1)`; a DCT-downscaled JPEG's last
-/// row and column of blocks can reach past the picture's edge).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// What a reduced-size decode stands for. A JPEG decoded at `1/denom` scale has
+/// `ceil(full / denom)` pixels a side, each standing for `denom` picture pixels, so its last row
+/// and column can reach past the picture's edge — or its first ones, once the EXIF orientation
+/// has flipped the image: `flipped` says on which axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Reduced {
-    pub(crate) full: (u32, u32),
-    pub(crate) x: (f64, f64),
-    pub(crate) y: (f64, f64),
+    /// The picture's size, `(width, height)`, in the image's current orientation.
+    full: (u32, u32),
+    denom: u32,
+    /// Whether the partial pixels are at the start (not the end) of the x and y axes.
+    flipped: (bool, bool),
 }
 
 impl Reduced {
-    /// A `full` picture decoded at `1/denom` scale into `width × height` pixels.
-    fn scaled(full: (u32, u32), denom: u32) -> Self {
-        let d = f64::from(denom);
-        Self {
-            full,
-            x: (0.0, f64::from(full.0) / d),
-            y: (0.0, f64::from(full.1) / d),
-        }
+    /// Where the picture lies in the reduced image (`width × height` pixels), per axis
+    /// `(start, end)` in its pixel coordinates.
+    pub(crate) fn picture_box(self, width: u32, height: u32) -> ((f64, f64), (f64, f64)) {
+        let d = f64::from(self.denom);
+        let axis = |full: u32, size: u32, flipped: bool| {
+            let extent = f64::from(full) / d;
+            let start = if flipped {
+                f64::from(size) - extent
+            } else {
+                0.0
+            };
+            (start, start + extent)
+        };
+        (
+            axis(self.full.0, width, self.flipped.0),
+            axis(self.full.1, height, self.flipped.1),
+        )
     }
 
-    /// The same after the image (`w × h` before) is rotated or flipped as `o` says, in the
-    /// order `image`'s `apply_orientation` applies them (rotation first, then the flip).
-    fn oriented(self, o: image::metadata::Orientation, w: u32, h: u32) -> Self {
+    /// The same after the image is rotated or flipped as `o` says, in the order `image`'s
+    /// `apply_orientation` applies them (the rotation, then the flip).
+    fn oriented(self, o: image::metadata::Orientation) -> Self {
         use image::metadata::Orientation as O;
-        let (w, h) = (f64::from(w), f64::from(h));
-        let flip = |(a, b): (f64, f64), size: f64| (size - b, size - a);
-        let r = self;
-        // After a quarter turn the axes swap: (x range, y range, full size).
+        let (fx, fy) = self.flipped;
+        let swapped = (self.full.1, self.full.0);
+        // A quarter turn clockwise: the new x axis is the old y axis reversed, the new y axis
+        // the old x axis; counter-clockwise the other way round.
         let rot90 = Self {
-            full: (r.full.1, r.full.0),
-            x: flip(r.y, h),
-            y: r.x,
+            full: swapped,
+            flipped: (!fy, fx),
+            ..self
         };
         let rot270 = Self {
-            full: (r.full.1, r.full.0),
-            x: r.y,
-            y: flip(r.x, w),
+            full: swapped,
+            flipped: (fy, !fx),
+            ..self
+        };
+        let flip_x = |r: Self| Self {
+            flipped: (!r.flipped.0, r.flipped.1),
+            ..r
         };
         match o {
-            O::NoTransforms => r,
+            O::NoTransforms => self,
             O::Rotate90 => rot90,
             O::Rotate180 => Self {
-                x: flip(r.x, w),
-                y: flip(r.y, h),
-                ..r
+                flipped: (!fx, !fy),
+                ..self
             },
             O::Rotate270 => rot270,
-            O::FlipHorizontal => Self {
-                x: flip(r.x, w),
-                ..r
-            },
+            O::FlipHorizontal => flip_x(self),
             O::FlipVertical => Self {
-                y: flip(r.y, h),
-                ..r
+                flipped: (fx, !fy),
+                ..self
             },
-            // Rotated first: the new width is the old height.
-            O::Rotate90FlipH => Self {
-                x: flip(rot90.x, h),
-                ..rot90
-            },
-            O::Rotate270FlipH => Self {
-                x: flip(rot270.x, h),
-                ..rot270
-            },
+            O::Rotate90FlipH => flip_x(rot90),
+            O::Rotate270FlipH => flip_x(rot270),
         }
     }
 }
@@ -401,7 +406,7 @@ fn apply_orientation(image: RgbImage, orientation: image::metadata::Orientation)
         width: rgb.width(),
         height: rgb.height(),
         data: rgb.into_raw(),
-        reduced: image.reduced.map(|r| r.oriented(orientation, w, h)),
+        reduced: image.reduced.map(|r| r.oriented(orientation)),
     }
 }
 
@@ -455,11 +460,10 @@ mod jpeg {
                 d.set_scaling_factor(factor).map_err(err)?;
                 let scaled = header.scaled(factor);
                 let (w, h) = (scaled.width, scaled.height);
-                let reduced = (factor != ScalingFactor::ONE).then(|| {
-                    Reduced::scaled(
-                        (header.width as u32, header.height as u32),
-                        factor.denom() as u32,
-                    )
+                let reduced = (factor != ScalingFactor::ONE).then(|| Reduced {
+                    full: (header.width as u32, header.height as u32),
+                    denom: factor.denom() as u32,
+                    flipped: (false, false),
                 });
                 match header.colorspace {
                     Colorspace::CMYK | Colorspace::YCCK => {

@@ -251,7 +251,10 @@ impl SourceBox {
 
     /// The box of a reduced-size decode, `None` for a full-size image.
     fn of(image: &RgbImage) -> Option<Self> {
-        image.reduced().map(|r| Self { x: r.x, y: r.y })
+        image.reduced().map(|r| {
+            let (x, y) = r.picture_box(image.width(), image.height());
+            Self { x, y }
+        })
     }
 }
 
