@@ -33,6 +33,7 @@ pub struct RuntimeArgs {
     /// while their shorter side stays at least twice the model's resize target (448 px for
     /// CLIP, 512 for DINOv2). Much less decoding for large photos; embeddings close to the
     /// exact path's (docs/BENCHMARKS.md, "Fast JPEG mode"). Cached apart from exact runs.
+    /// `bench` runs both paths and compares their embeddings image by image.
     #[arg(long)]
     pub fast_jpeg: bool,
 }
