@@ -18,14 +18,22 @@ W=/tmp/devck
 N_IMAGES=${N_IMAGES:-2048}
 PREC=${PREC:-f16}
 BATCH=${BATCH:-256}
+# For a dry run of this script on a CPU machine (small everything), e.g.
+#   DEVICE=cpu PREC=f32 BATCH=8 N_IMAGES=16 MODEL_ITERS=2 N_PHOTOS=8 OUT=/tmp/dry \
+#     PATH=$PWD/.venv/bin:$PATH bash .devcarry/run_device_checks.sh
+# (about 3 minutes on the 2-core box; the resize-on-device steps fail there by design: they need
+# CUDA's 8-bit device transfer).
+DEVICE=${DEVICE:-cuda}
+MODEL_ITERS=${MODEL_ITERS:-20}
+N_PHOTOS=${N_PHOTOS:-512}
 { nvidia-smi; nproc; python3 -c 'import torch,transformers;print(torch.__version__, transformers.__version__)'; } > "$OUT/machine.txt" 2>&1
 t0=$(date +%s)
 python3 "$HERE/make_checkpoints.py" "$W" --images "$N_IMAGES" > "$OUT/make.log" 2>&1 || { tail "$OUT/make.log"; exit 1; }
 echo "setup $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
 for m in clip dinov2; do
   t0=$(date +%s)
-  timeout 200 "$BIN" bench --model "$m" --weights "$W/$m" --images "$W/images" --device cuda \
-    --precision "$PREC" --batch-size "$BATCH" --model-iters 20 --python-baseline \
+  timeout 200 "$BIN" bench --model "$m" --weights "$W/$m" --images "$W/images" --device "$DEVICE" \
+    --precision "$PREC" --batch-size "$BATCH" --model-iters "$MODEL_ITERS" --python-baseline \
     --python python3 --baseline-script "$HERE/baseline.py" --json "$OUT/bench_$m.json" \
     > "$OUT/bench_$m.md" 2> "$OUT/bench_$m.err"
   echo "bench $m rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
@@ -33,7 +41,7 @@ done
 # The 8-bit device path against the f32 host path, same files, same model (f32 for a tight bound).
 for m in clip dinov2; do
   for t in host device; do
-    timeout 90 "$BIN" embed --model "$m" --weights "$W/$m" --images "$W/images" --device cuda \
+    timeout 90 "$BIN" embed --model "$m" --weights "$W/$m" --images "$W/images" --device "$DEVICE" \
       --precision f32 --batch-size 128 --transfer "$t" --out "/tmp/emb_${m}_$t.npy" --force \
       >> "$OUT/embed.log" 2>&1
   done
@@ -56,11 +64,11 @@ for m in clip dinov2; do
     continue
   fi
   t0=$(date +%s)
-  timeout 80 "$BIN" bench --model "$m" --weights "$W/$m" --images "$W/images" --device cuda \
+  timeout 80 "$BIN" bench --model "$m" --weights "$W/$m" --images "$W/images" --device "$DEVICE" \
     --precision "$PREC" --batch-size "$BATCH" --model-iters 5 --resize-on device \
     > "$OUT/bench_${m}_gpu_resize.md" 2> "$OUT/bench_${m}_gpu_resize.err"
   echo "bench $m resize-on-device rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
-  timeout 45 "$BIN" embed --model "$m" --weights "$W/$m" --images "$W/images" --device cuda \
+  timeout 45 "$BIN" embed --model "$m" --weights "$W/$m" --images "$W/images" --device "$DEVICE" \
     --precision f32 --batch-size 128 --resize-on device --out "/tmp/emb_${m}_gpuresize.npy" --force \
     >> "$OUT/embed.log" 2>&1
   python3 - "$m" >> "$OUT/parity.txt" 2>&1 <<'PY'
@@ -77,8 +85,9 @@ if [ $((SECONDS + 110)) -gt "${DEADLINE_S:-570}" ]; then
   echo "skipped camera-sized images: ${SECONDS} s elapsed" | tee -a "$OUT/timeline.txt"
 else
   t0=$(date +%s)
-  timeout 110 "$BIN" bench --model clip --weights "$W/clip" --device cuda --precision "$PREC" \
-    --batch-size "$BATCH" --model-iters 5 --photo-size 1500-3000 --n-images 512 \
+  rm -rf /tmp/devck-photos
+  timeout 110 "$BIN" bench --model clip --weights "$W/clip" --device "$DEVICE" --precision "$PREC" \
+    --batch-size "$BATCH" --model-iters 5 --photo-size 1500-3000 --n-images "$N_PHOTOS" \
     --keep-images /tmp/devck-photos --fast-jpeg --python-baseline --python python3 \
     --baseline-script "$HERE/baseline.py" --json "$OUT/bench_clip_photos.json" \
     > "$OUT/bench_clip_photos.md" 2> "$OUT/bench_clip_photos.err"
