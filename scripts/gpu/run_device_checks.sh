@@ -25,7 +25,7 @@ BATCH=${BATCH:-256}
 # CUDA's 8-bit device transfer).
 DEVICE=${DEVICE:-cuda}
 MODEL_ITERS=${MODEL_ITERS:-20}
-N_PHOTOS=${N_PHOTOS:-512}
+N_PHOTOS=${N_PHOTOS:-384}
 { nvidia-smi; nproc; python3 -c 'import torch,transformers;print(torch.__version__, transformers.__version__)'; } > "$OUT/machine.txt" 2>&1
 t0=$(date +%s)
 python3 "$HERE/make_checkpoints.py" "$W" --images "$N_IMAGES" > "$OUT/make.log" 2>&1 || { tail "$OUT/make.log"; exit 1; }
