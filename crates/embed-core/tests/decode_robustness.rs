@@ -3,21 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Cursor;
 use std::path::Path;
 
 use embed_core::{DecodeLimits, DecodeOptions, Error, PreprocessSpec, decode_bytes, decode_file};
+
+mod common;
+use common::{encode, with_exif_orientation};
 
 fn rgb(w: u32, h: u32) -> image::RgbImage {
     image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([(x * 5) as u8, (y * 3) as u8, ((x ^ y) * 7) as u8])
     })
-}
-
-fn encode(img: &image::RgbImage, format: image::ImageFormat) -> Vec<u8> {
-    let mut buf = Cursor::new(Vec::new());
-    img.write_to(&mut buf, format).unwrap();
-    buf.into_inner()
 }
 
 fn jpeg(w: u32, h: u32) -> Vec<u8> {
@@ -252,23 +248,7 @@ fn animated_gif_uses_the_first_frame() {
 
 /// A JPEG with an EXIF APP1 segment carrying `orientation`.
 fn jpeg_with_orientation(w: u32, h: u32, orientation: u16) -> Vec<u8> {
-    let base = jpeg(w, h);
-    // TIFF header (little endian), one IFD entry: tag 0x0112 SHORT count 1 value.
-    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
-    tiff.extend_from_slice(&1u16.to_le_bytes());
-    tiff.extend_from_slice(&0x0112u16.to_le_bytes());
-    tiff.extend_from_slice(&3u16.to_le_bytes());
-    tiff.extend_from_slice(&1u32.to_le_bytes());
-    tiff.extend_from_slice(&orientation.to_le_bytes());
-    tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    let mut app1 = b"Exif\0\0".to_vec();
-    app1.extend_from_slice(&tiff);
-    let mut out = base[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
-    out.extend_from_slice(&app1);
-    out.extend_from_slice(&base[2..]);
-    out
+    with_exif_orientation(&jpeg(w, h), orientation)
 }
 
 #[test]

@@ -2,9 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Cursor;
-
 use embed_core::{DecodeOptions, PreprocessSpec, decode_bytes};
+
+mod common;
+use common::{encode, with_exif_orientation};
 
 fn photo_jpeg(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
@@ -18,9 +19,7 @@ fn photo_jpeg(w: u32, h: u32) -> Vec<u8> {
         };
         image::Rgb([r as u8, g as u8, b as u8])
     });
-    let mut buf = Cursor::new(Vec::new());
-    img.write_to(&mut buf, image::ImageFormat::Jpeg).unwrap();
-    buf.into_inner()
+    encode(&img, image::ImageFormat::Jpeg)
 }
 
 #[test]
@@ -86,9 +85,7 @@ fn detailed_jpeg(w: u32, h: u32) -> Vec<u8> {
         };
         image::Rgb([r as u8, g as u8, b as u8])
     });
-    let mut buf = Cursor::new(Vec::new());
-    img.write_to(&mut buf, image::ImageFormat::Jpeg).unwrap();
-    buf.into_inner()
+    encode(&img, image::ImageFormat::Jpeg)
 }
 
 /// Mean and largest |a - b| of two 8-bit outputs.
@@ -127,7 +124,7 @@ fn fast_mode_follows_the_exif_orientation() {
     // Partial last blocks on both axes at 1/4 scale (1813 / 4 = 453.25, 2013 / 4 = 503.25).
     let base = detailed_jpeg(2013, 1813);
     for orientation in 1..=8u16 {
-        let bytes = with_orientation(&base, orientation);
+        let bytes = with_exif_orientation(&base, orientation);
         let opts = DecodeOptions {
             apply_exif_orientation: true,
             ..Default::default()
@@ -150,24 +147,4 @@ fn fast_mode_follows_the_exif_orientation() {
             "orientation {orientation}: mean {mean} max {max}"
         );
     }
-}
-
-/// `jpeg` with an EXIF APP1 segment carrying `orientation` after its SOI marker.
-fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-    // TIFF header (little endian), one IFD entry: tag 0x0112 SHORT count 1 value.
-    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
-    tiff.extend_from_slice(&1u16.to_le_bytes());
-    tiff.extend_from_slice(&0x0112u16.to_le_bytes());
-    tiff.extend_from_slice(&3u16.to_le_bytes());
-    tiff.extend_from_slice(&1u32.to_le_bytes());
-    tiff.extend_from_slice(&orientation.to_le_bytes());
-    tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    let mut app1 = b"Exif\0\0".to_vec();
-    app1.extend_from_slice(&tiff);
-    let mut out = jpeg[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
-    out.extend_from_slice(&app1);
-    out.extend_from_slice(&jpeg[2..]);
-    out
 }
