@@ -221,11 +221,10 @@ pub(super) fn resize_window(
             ..placed
         });
     }
-    let boxes = SourceBox::of(image);
-    if boxes.is_none() && (spec.resize.is_none() || (res_w == in_w && res_h == in_h)) {
+    if !image.is_reduced() && (spec.resize.is_none() || (res_w == in_w && res_h == in_h)) {
         copy_window(image, &rows, &cols, &mut s.window);
     } else {
-        let boxes = boxes.unwrap_or(SourceBox::whole(in_w, in_h));
+        let boxes = SourceBox::of(image);
         resample_window(image, spec.resample, (res_w, res_h), boxes, &rows, &cols, s)?;
     }
     Ok(placed)
@@ -241,21 +240,25 @@ struct SourceBox {
 }
 
 impl SourceBox {
-    /// PIL's box of a plain resize: `(0, 0, width, height)`, held as `f32` as PIL holds it.
-    fn whole(w: usize, h: usize) -> Self {
-        Self {
-            x: (0.0, f64::from(w as f32)),
-            y: (0.0, f64::from(h as f32)),
+    /// The box of `image`: where a reduced-size decode's picture lies, else the whole image.
+    fn of(image: &RgbImage) -> Self {
+        let (w, h) = (image.width(), image.height());
+        match image.reduced() {
+            Some(r) => {
+                let (x, y) = r.picture_box(w, h);
+                Self { x, y }
+            }
+            None => Self {
+                x: whole_axis(w as usize),
+                y: whole_axis(h as usize),
+            },
         }
     }
+}
 
-    /// The box of a reduced-size decode, `None` for a full-size image.
-    fn of(image: &RgbImage) -> Option<Self> {
-        image.reduced().map(|r| {
-            let (x, y) = r.picture_box(image.width(), image.height());
-            Self { x, y }
-        })
-    }
+/// PIL's box along one axis of a plain resize: `(0, size)`, held as `f32` as PIL holds it.
+fn whole_axis(size: usize) -> (f64, f64) {
+    (0.0, f64::from(size as f32))
 }
 
 /// Resized-image indices `[offset, offset + len) ∩ [0, size)`.
@@ -314,8 +317,7 @@ impl Coeffs {
         range: std::ops::Range<usize>,
         filter: Resample,
     ) -> Result<Self> {
-        let whole = (0.0, f64::from(in_size as f32));
-        Self::new_boxed(in_size, whole, out_size, range, filter)
+        Self::new_boxed(in_size, whole_axis(in_size), out_size, range, filter)
     }
 
     /// The same from the input region `in_box` (PIL's `box`: `(in0, in1)` in input pixels;
@@ -430,9 +432,8 @@ fn resample_window(
         nearest_window(image, (res_w, res_h), boxes, rows, cols, &mut s.window);
         return Ok(());
     }
-    let whole = SourceBox::whole(in_w, in_h);
-    let need_h = res_w != in_w || boxes.x != whole.x;
-    let need_v = res_h != in_h || boxes.y != whole.y;
+    let need_h = res_w != in_w || boxes.x != whole_axis(in_w);
+    let need_v = res_h != in_h || boxes.y != whole_axis(in_h);
     let src = image.as_raw();
     let win_w = cols.len();
 
