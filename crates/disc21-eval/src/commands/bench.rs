@@ -444,11 +444,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             python.as_ref().map(|p| p.0.end_to_end),
         ),
     ];
+    // A rate row: Rust, and Python with the ratio when there is a baseline.
+    let rate_row = |name: &str, r: f64, p: Option<f64>| match p {
+        Some(p) => println!("| {name} | {r:.1} | {p:.1} | {:.2}× |", r / p),
+        None => println!("| {name} | {r:.1} | | |"),
+    };
     for (name, r, p) in rows {
-        match p {
-            Some(p) => println!("| {name} | {r:.1} | {p:.1} | {:.2}× |", r / p),
-            None => println!("| {name} | {r:.1} | | |"),
-        }
+        rate_row(name, r, p);
     }
     if let Some((_, seed, _)) = &python {
         println!(
@@ -470,10 +472,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 py.map(|p| p.end_to_end),
             ),
         ] {
-            match p {
-                Some(p) => println!("| {name} | {r:.1} | {p:.1} | {:.2}× |", r / p),
-                None => println!("| {name} | {r:.1} | | |"),
-            }
+            rate_row(name, r, p);
         }
         println!(
             "| fast JPEG vs exact embeddings: cosine mean / min | {:.6} / {:.6} | | |",
