@@ -37,6 +37,13 @@ fn dct_downscale_picks_the_smallest_scale_that_keeps_the_side() {
     assert!(fast.is_reduced() && !exact.is_reduced());
     assert_eq!(fast.full_size(), (2000, 1500));
     assert_eq!(exact.full_size(), (2000, 1500));
+    // Without a crop the output size follows the picture, not the reduced pixels.
+    let uncropped = PreprocessSpec {
+        crop: None,
+        ..PreprocessSpec::clip()
+    };
+    assert_eq!(uncropped.output_size_of(&fast), (224, 298));
+    assert_eq!(uncropped.output_size_of(&exact), (224, 298));
     // Small images are left alone.
     let small = decode_bytes(&photo_jpeg(500, 400), &fast_opts).unwrap();
     assert_eq!((small.width(), small.height()), (500, 400));

@@ -55,8 +55,7 @@ fn load_u8(
     slot: &mut [u8],
 ) -> Result<(), String> {
     let image = embed_core::decode_file(path, decode).map_err(|e| e.to_string())?;
-    let (full_w, full_h) = image.full_size();
-    let (h, w) = spec.output_size(full_w, full_h);
+    let (h, w) = spec.output_size_of(&image);
     if h * w * 3 != slot.len() {
         return Err(format!(
             "preprocessing gives {h}×{w}, the batch expects another size"

@@ -304,6 +304,13 @@ impl PreprocessSpec {
         }
     }
 
+    /// `(height, width)` of the output for `image`, from the size of the picture it shows
+    /// ([`RgbImage::full_size`]: a reduced-size JPEG decode gives the full decode's output).
+    pub fn output_size_of(&self, image: &RgbImage) -> (usize, usize) {
+        let (width, height) = image.full_size();
+        self.output_size(width, height)
+    }
+
     /// A zeroed `n × 3 × H × W` batch for this spec. When the output size depends on the input
     /// (no crop and no exact resize) the batch is `n × 3 × 0 × 0`, and filling a slot with
     /// [`PreprocessSpec::preprocess_into`] then fails with a shape error.
@@ -314,8 +321,7 @@ impl PreprocessSpec {
 
     /// Preprocesses one image into a new `3 × H × W` array.
     pub fn preprocess(&self, image: &RgbImage) -> Result<Array3<f32>> {
-        let (full_w, full_h) = image.full_size();
-        let (h, w) = self.output_size(full_w, full_h);
+        let (h, w) = self.output_size_of(image);
         let mut out = Array3::zeros((3, h, w));
         self.preprocess_into(image, out.view_mut())?;
         Ok(out)
@@ -323,8 +329,7 @@ impl PreprocessSpec {
 
     /// Preprocesses one image into `out` (`3 × H × W`, e.g. one slot of a batch).
     pub fn preprocess_into(&self, image: &RgbImage, mut out: ArrayViewMut3<'_, f32>) -> Result<()> {
-        let (full_w, full_h) = image.full_size();
-        let (h, w) = self.output_size(full_w, full_h);
+        let (h, w) = self.output_size_of(image);
         if out.shape() != [3, h, w] {
             return Err(Error::Shape(format!(
                 "output slot {:?} for a {}×{} image (expected [3, {h}, {w}])",
