@@ -50,6 +50,9 @@ pub fn load_torch_embedder(
     options: &ModelOptions,
 ) -> anyhow::Result<Box<dyn TorchEmbedder>> {
     let torch = TorchOptions::parse(options.device.as_deref(), options.precision.as_deref())?;
+    if let Some(warning) = torch.slow_precision_warning() {
+        log::warn!("{warning}");
+    }
     let weights = options.weights.as_deref().unwrap_or(kind.default_weights());
     Ok(match kind {
         ModelKind::Clip => {

@@ -45,6 +45,11 @@ pub struct Args {
     /// Images per model call (default: 8 on the CPU, 256 on CUDA).
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// With `--precision f16|bf16`: also embed the images with the f32 model on the same device
+    /// and compare the two embeddings of each image (cosine, nearest neighbour), to see what the
+    /// reduced precision costs in accuracy next to what it gains in speed.
+    #[arg(long)]
+    pub compare_f32: bool,
     /// Model-only repetitions.
     #[arg(long, default_value_t = 3)]
     pub model_iters: usize,
@@ -270,6 +275,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Model::Torch(t) => t.device().is_cuda(),
         Model::Host(_) => false,
     };
+    let precision = match model {
+        Model::Torch(t) => t.kind(),
+        Model::Host(_) => tch::Kind::Float,
+    };
+    if args.compare_f32 && (args.test_model.is_some() || precision == tch::Kind::Float) {
+        bail!("--compare-f32 compares a model run with --precision f16 or bf16 against f32");
+    }
     let tmp;
     let images = match (&args.images, &args.keep_images) {
         (Some(d), _) => d.clone(),
@@ -365,6 +377,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ))
         }
         None => None,
+    };
+    // The same pipeline with the model in f32, loaded after the timings (both models would
+    // not always fit on the device together).
+    let vs_f32 = match (args.compare_f32, args.model) {
+        (true, Some(kind)) => {
+            let f32_model = load_torch_embedder(
+                kind,
+                &ModelOptions {
+                    weights: args.weights.clone(),
+                    device: args.runtime.device.clone(),
+                    precision: Some("f32".into()),
+                    pooling: None,
+                },
+            )?;
+            eprintln!("bench: embedding the images again with the model in f32, to compare");
+            let reference = extract(Model::Torch(f32_model.as_ref()), &paths, &e2e_options)?;
+            Some(Agreement::of(&reference, &e2e)?)
+        }
+        _ => None,
     };
     let model_busy = e2e.stats.model_time.as_secs_f64() / e2e.stats.wall.as_secs_f64().max(1e-9);
     if !e2e.skipped.is_empty() {
@@ -491,6 +522,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             a.other_mean_cosine, a.other_max_cosine
         );
     }
+    if let Some(a) = &vs_f32 {
+        let p = if precision == tch::Kind::Half {
+            "f16"
+        } else {
+            "bf16"
+        };
+        println!(
+            "| {p} vs f32 embeddings: cosine mean / min | {:.6} / {:.6} | | |",
+            a.mean_cosine, a.min_cosine
+        );
+        println!(
+            "| {p} embedding's nearest f32 one is its own image | {} of {} | | |",
+            a.self_top1, a.rows
+        );
+        println!(
+            "| (for scale) cosine between different images' f32 embeddings, mean / max | {:.6} / {:.6} | | |",
+            a.other_mean_cosine, a.other_max_cosine
+        );
+    }
     let py_ratio = python.as_ref().map(|p| p.0.end_to_end / p.0.model_only);
     println!(
         "| end to end / model only | {:.2} | {} | |",
@@ -509,6 +559,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "fast_jpeg": fast.as_ref().map(|(f, a)| serde_json::json!({
                 "rust": f, "agreement_with_exact": a,
             })),
+            "agreement_with_f32": vs_f32,
             "python": python.as_ref().map(|p| p.2.clone()),
         });
         std::fs::write(path, serde_json::to_string_pretty(&v)?)?;
@@ -516,17 +567,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// How close the fast-JPEG embeddings are to the exact ones, image by image.
+/// How close one run's embeddings (fast JPEG, or a reduced precision) are to the exact ones,
+/// image by image.
 #[derive(serde::Serialize, Debug, Clone, Copy, PartialEq)]
 struct Agreement {
     /// Images compared.
     rows: usize,
-    /// Mean and smallest cosine between an image's fast and exact embeddings.
+    /// Mean and smallest cosine between an image's fast and exact embeddings ("fast": the run
+    /// compared; "exact": the reference run).
     mean_cosine: f64,
     min_cosine: f64,
     /// Images whose fast embedding has its own exact embedding as nearest exact neighbour.
     self_top1: usize,
-    /// Images whose two embeddings are bit-identical (too small for the fast mode to apply).
+    /// Images whose two embeddings are bit-identical (fast JPEG: too small for the fast mode to
+    /// apply).
     identical: usize,
     /// Mean and largest cosine between *different* images' exact embeddings: what a cosine
     /// means for these weights (random weights put unrelated images close together).
@@ -537,9 +591,7 @@ struct Agreement {
 impl Agreement {
     fn of(exact: &Extraction, fast: &Extraction) -> anyhow::Result<Self> {
         if exact.ids != fast.ids {
-            bail!(
-                "the exact and fast JPEG runs embedded different images (an image failed in one)"
-            );
+            bail!("the two runs compared embedded different images (an image failed in one)");
         }
         let unit = |m: &Array2<f32>| {
             let mut m = m.mapv(f64::from);
