@@ -3,8 +3,8 @@
 #   scripts/gpu/prepare.sh   (here: release binary + scripts into .devcarry/)
 #   device run: command "bash .devcarry/run_device_checks.sh", carry [".devcarry"], timeout_s 590
 # It generates real-size random-weight checkpoints and synthetic JPEGs with transformers, runs
-# `disc21-eval bench` for CLIP and DINOv2 (f16, batch 256) with the Python baseline in the same
-# invocation, checks the 8-bit device path against the host path on real files, then (time
+# `disc21-eval bench` for CLIP and DINOv2 (f16, batch 256, embeddings compared with f32) with the
+# Python baseline in the same invocation, checks the 8-bit device path against the host path on real files, then (time
 # allowing) the resize on the GPU and the fast JPEG mode on camera-sized images; writes
 # everything under $OUT and prints a short table last.
 set -uo pipefail
@@ -30,10 +30,13 @@ N_PHOTOS=${N_PHOTOS:-384}
 t0=$(date +%s)
 python3 "$HERE/make_checkpoints.py" "$W" --images "$N_IMAGES" > "$OUT/make.log" 2>&1 || { tail "$OUT/make.log"; exit 1; }
 echo "setup $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
+# In f16/bf16 the bench also embeds the images in f32 and compares (--compare-f32: a few seconds).
+COMPARE=()
+[ "$PREC" != f32 ] && COMPARE=(--compare-f32)
 for m in clip dinov2; do
   t0=$(date +%s)
   timeout 200 "$BIN" bench --model "$m" --weights "$W/$m" --images "$W/images" --device "$DEVICE" \
-    --precision "$PREC" --batch-size "$BATCH" --model-iters "$MODEL_ITERS" --python-baseline \
+    --precision "$PREC" "${COMPARE[@]}" --batch-size "$BATCH" --model-iters "$MODEL_ITERS" --python-baseline \
     --python python3 --baseline-script "$HERE/baseline.py" --json "$OUT/bench_$m.json" \
     > "$OUT/bench_$m.md" 2> "$OUT/bench_$m.err"
   echo "bench $m rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
