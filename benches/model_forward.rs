@@ -1,5 +1,6 @@
 //! Model-only forward pass on CPU, f32, batch 8 at 224×224: the Rust encoders (`embed-clip`,
-//! `embed-dinov2`) against `transformers` on the same libtorch, measured in the same run.
+//! `embed-dinov2`) against `transformers` on the same libtorch, measured in the same run; also in
+//! bf16 where the CPU has instructions for it (AVX512_BF16: `Precision::native_on_cpu`).
 //!
 //! `cargo bench -p image-sim-benches --bench model_forward`
 //!
@@ -18,7 +19,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use embed_clip::ClipEmbedder;
 use embed_dinov2::{Dinov2Embedder, Pooling};
 use embed_torch::fixtures::{generate, python, script};
-use embed_torch::{TorchEmbedder, TorchOptions};
+use embed_torch::{Precision, TorchEmbedder, TorchOptions};
 use tch::{Device, Kind, Tensor};
 
 const BATCH: i64 = 8;
@@ -29,7 +30,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn python_times(dir: &Path, family: &str, threads: i32) -> Vec<f64> {
+fn python_times(dir: &Path, family: &str, threads: i32, precision: Precision) -> Vec<f64> {
+    let dtype = match precision {
+        Precision::F32 => "float32",
+        Precision::F16 => "float16",
+        Precision::Bf16 => "bfloat16",
+    };
     let out = Command::new(python().unwrap())
         .arg(script("encoders_time_forward.py"))
         .arg(dir)
@@ -41,7 +47,7 @@ fn python_times(dir: &Path, family: &str, threads: i32) -> Vec<f64> {
             "--iters",
             &ITERS.to_string(),
         ])
-        .args(["--threads", &threads.to_string()])
+        .args(["--threads", &threads.to_string(), "--dtype", dtype])
         .output()
         .unwrap();
     assert!(
@@ -61,13 +67,18 @@ fn python_times(dir: &Path, family: &str, threads: i32) -> Vec<f64> {
 
 fn bench_model(c: &mut Criterion, name: &str, family: &str, model: &dyn TorchEmbedder, dir: &Path) {
     let _guard = tch::no_grad_guard();
-    let x = Tensor::randn([BATCH, 3, 224, 224], (Kind::Float, Device::Cpu));
+    let precision = match model.kind() {
+        Kind::BFloat16 => Precision::Bf16,
+        Kind::Half => Precision::F16,
+        _ => Precision::F32,
+    };
+    let x = Tensor::randn([BATCH, 3, 224, 224], (Kind::Float, Device::Cpu)).to_kind(model.kind());
     for _ in 0..2 {
         drop(model.embed_tensor(&x).unwrap());
     }
     let mut group = c.benchmark_group("model_forward");
     group.sample_size(10);
-    group.bench_function(format!("{name}/rust/batch8_f32_cpu"), |b| {
+    group.bench_function(format!("{name}/rust/batch8_{precision}_cpu"), |b| {
         b.iter(|| model.embed_tensor(&x).unwrap())
     });
     group.finish();
@@ -81,13 +92,13 @@ fn bench_model(c: &mut Criterion, name: &str, family: &str, model: &dyn TorchEmb
             drop(model.embed_tensor(&x).unwrap());
             t0.elapsed().as_secs_f64()
         }));
-        py.extend(python_times(dir, family, threads));
+        py.extend(python_times(dir, family, threads, precision));
     }
     let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     let (rust_min, py_min) = (min(&rust), min(&py));
     let (rust_med, py_med) = (median(rust), median(py));
     println!(
-        "{name}: batch {BATCH}, f32, CPU, {threads} threads, {} runs each: median rust {:.1} ms, \
+        "{name}: batch {BATCH}, {precision}, CPU, {threads} threads, {} runs each: median rust {:.1} ms, \
          transformers {:.1} ms, ratio transformers/rust {:.3}x; best rust {:.1} ms ({:.1} img/s), \
          transformers {:.1} ms ({:.1} img/s), ratio {:.3}x",
         2 * ITERS,
@@ -103,18 +114,26 @@ fn bench_model(c: &mut Criterion, name: &str, family: &str, model: &dyn TorchEmb
 }
 
 fn benches(c: &mut Criterion) {
-    let options = TorchOptions {
-        device: Device::Cpu,
-        precision: embed_torch::Precision::F32,
-    };
+    let mut precisions = vec![Precision::F32];
+    // Emulated half precision is several times slower than f32: not worth timing.
+    if Precision::Bf16.native_on_cpu() == Some(true) {
+        precisions.push(Precision::Bf16);
+    }
     let clip_dir = generate("clip", true).unwrap().join("full_vit_b32");
-    let clip = ClipEmbedder::from_dir(&clip_dir, "clip-vit-b32-random", options).unwrap();
-    bench_model(c, "clip_vit_b32", "clip", &clip, &clip_dir);
-    drop(clip);
     let dino_dir = generate("dinov2", true).unwrap().join("full_base");
-    let dino =
-        Dinov2Embedder::from_dir(&dino_dir, "dinov2-base-random", Pooling::Mean, options).unwrap();
-    bench_model(c, "dinov2_base", "dinov2", &dino, &dino_dir);
+    for precision in precisions {
+        let options = TorchOptions {
+            device: Device::Cpu,
+            precision,
+        };
+        let clip = ClipEmbedder::from_dir(&clip_dir, "clip-vit-b32-random", options).unwrap();
+        bench_model(c, "clip_vit_b32", "clip", &clip, &clip_dir);
+        drop(clip);
+        let dino =
+            Dinov2Embedder::from_dir(&dino_dir, "dinov2-base-random", Pooling::Mean, options)
+                .unwrap();
+        bench_model(c, "dinov2_base", "dinov2", &dino, &dino_dir);
+    }
 }
 
 criterion_group!(model_forward, benches);
