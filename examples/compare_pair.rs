@@ -91,6 +91,9 @@ fn similarity(model: &dyn Embedder, images: &[PathBuf]) -> anyhow::Result<f32> {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let options = TorchOptions::parse(args.device.as_deref(), args.precision.as_deref())?;
+    if let Some(warning) = options.slow_precision_warning() {
+        eprintln!("warning: {warning}");
+    }
     println!(
         "{} vs {}",
         args.images[0].display(),

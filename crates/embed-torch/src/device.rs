@@ -165,9 +165,14 @@ impl TorchOptions {
             Precision::F16 => "AVX512_FP16",
             Precision::F32 => return None,
         };
+        let instead = if Precision::Bf16.native_on_cpu() == Some(true) {
+            "use bf16, which this CPU has, or f32"
+        } else {
+            "use f32, or a GPU"
+        };
         Some(format!(
             "this CPU has no {instructions} instructions: libtorch will emulate {} and run the model \
-             several times slower than in f32 (drop --precision, or run on a GPU)",
+             several times slower than in f32 ({instead})",
             self.precision
         ))
     }
