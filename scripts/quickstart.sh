@@ -30,7 +30,7 @@ else
 
 The checkpoints are neither in the local Hugging Face cache nor downloadable from here.
 On a machine with internet access, run `.venv/bin/python scripts/fetch_weights.py` (or
-`huggingface-cli download openai/clip-vit-base-patch32` and `facebook/dinov2-base`), or copy a
+`.venv/bin/hf download openai/clip-vit-base-patch32` and `facebook/dinov2-base`), or copy a
 checkpoint folder (config.json, preprocessor_config.json, model.safetensors) and pass it with
 --weights-clip / --weights-dinov2, then run:
   target/release/examples/compare_pair assets/sample_a.jpg assets/sample_b.jpg --model both

@@ -139,7 +139,7 @@ fn missing_model_id_lists_places_and_how_to_download() {
         .to_string();
     assert!(
         e.contains("models--nobody--no-such-model")
-            && e.contains("huggingface-cli download nobody/no-such-model"),
+            && e.contains("hf download nobody/no-such-model"),
         "{e}"
     );
     // A cache laid out like huggingface_hub's is found, and the id is kept.

@@ -179,9 +179,10 @@ pub fn resolve_model_in(spec: &str, cache_dirs: &[PathBuf]) -> Result<ResolvedMo
     }
     let hint = if looks_like_model_id(spec) {
         format!(
-            "Download the checkpoint with `huggingface-cli download {spec} config.json \
-             model.safetensors preprocessor_config.json` (or `hf download {spec}`), set \
-             HF_HUB_CACHE / HF_HOME if your cache lives elsewhere, or pass the checkpoint folder."
+            "Download the checkpoint with `hf download {spec} config.json \
+             model.safetensors preprocessor_config.json` (huggingface_hub's command line; \
+             `huggingface-cli` in versions before 1.0), set HF_HUB_CACHE / HF_HOME if your \
+             cache lives elsewhere, or pass the checkpoint folder."
         )
     } else {
         "Pass a folder holding config.json and model.safetensors, or a Hugging Face model id \

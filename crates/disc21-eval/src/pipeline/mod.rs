@@ -187,6 +187,13 @@ pub enum ResizeOn {
     /// to PIL, not bit-exact (two 8-bit levels at most on the tests' images, 84 % of values
     /// equal). Frees CPU time when decoding is the bottleneck. Needs the 8-bit device transfer ([`Transfer::Device`], or [`Transfer::Auto`] on CUDA); images larger
     /// than [`ExtractOptions::device_resize_max_pixels`] are still resized on the host.
+    #[value(
+        help = "On the model's device: workers only decode, and libtorch's antialiased bicubic \
+                resizes the 8-bit images there (close to PIL, not bit-exact: two 8-bit levels at \
+                most on the tests' images). Frees CPU time when decoding is the bottleneck. Needs \
+                the 8-bit device transfer (`--transfer device`, or `auto` on CUDA); very large \
+                images are still resized on the host"
+    )]
     Device,
 }
 
