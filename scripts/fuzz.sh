@@ -61,13 +61,7 @@ for t in "${targets[@]}"; do
     mkdir -p target/logs
     log="target/logs/$t.log"
     extra=()
-    # HnswIndex::load leaks hnsw_rs's small loader object on purpose (documented in
-    # vecindex/src/hnsw.rs: the reloaded graph borrows from it); LeakSanitizer would stop there.
     asan="${ASAN_OPTIONS:-}"
-    if [ "$t" = vecindex_file ]; then
-        extra=(-detect_leaks=0)
-        asan="detect_leaks=0${asan:+:$asan}" # the at-exit check too
-    fi
     t0=$SECONDS
     set +e
     if [ -n "${FUZZ_SEED:-}" ]; then

@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result, format_err, io_err};
-use crate::hnsw_graph::Graph;
+use crate::hnsw_graph::{DumpLayout, Graph};
 use crate::ids::IdMap;
 use crate::persist::Loaded;
 use crate::topk::best_first;
@@ -91,6 +91,12 @@ pub(crate) struct HnswDistance {
     metric: Metric,
 }
 
+impl HnswDistance {
+    pub(crate) fn new(metric: Metric) -> Self {
+        Self { metric }
+    }
+}
+
 impl Distance<f32> for HnswDistance {
     #[inline]
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
@@ -107,12 +113,18 @@ impl Distance<f32> for HnswDistance {
 /// unit-normalised (the graph uses `1 - dot` as its distance); scores are `1 - distance` (inner
 /// product) or `-distance` (L2).
 ///
-/// Searches do not use `hnsw_rs`'s search: the first search after a build or `add` (or the load
-/// itself, which checks the copy) copies the graph and the vectors into flat arrays this crate
-/// owns (so the vectors are held twice, `4 * dim` bytes per point each) and runs the standard
-/// HNSW search on them.
+/// Searches do not use `hnsw_rs`'s search: they run the standard HNSW search on a copy of the
+/// graph and the vectors in flat arrays this crate owns. After a build or `add` the copy is
+/// made on the first search, and `hnsw_rs`'s graph is kept beside it for further insertions (so
+/// the vectors are held twice, `4 * dim` bytes per point each). A loaded index reads the file
+/// straight into the flat arrays and holds its vectors once; `hnsw_rs`'s graph is rebuilt from
+/// them only if the index is added to.
 pub struct HnswIndex {
-    hnsw: Hnsw<'static, f32, HnswDistance>,
+    /// `hnsw_rs`'s graph, which inserts: after `new`, `build` and `add`; `None` after a load
+    /// until the first `add`.
+    hnsw: Option<Hnsw<'static, f32, HnswDistance>>,
+    /// After a load (until an `add`): how to write the graph back as an `hnsw_rs` dump.
+    dump_layout: Option<DumpLayout>,
     /// The flat copy searches use, made on first use (at load, by the load); reset by `add`.
     graph: OnceLock<std::result::Result<Graph, String>>,
     dim: usize,
@@ -149,7 +161,8 @@ impl HnswIndex {
             HnswDistance { metric },
         );
         Ok(Self {
-            hnsw,
+            hnsw: Some(hnsw),
+            dump_layout: None,
             graph: OnceLock::new(),
             dim,
             metric,
@@ -220,13 +233,37 @@ impl HnswIndex {
     /// The flat copy of the graph, made on first use.
     fn graph(&self) -> Result<&Graph> {
         self.graph
-            .get_or_init(|| Graph::export(&self.hnsw, self.metric, self.dim, self.ids.len()))
+            .get_or_init(|| match &self.hnsw {
+                Some(hnsw) => Graph::export(hnsw, self.metric, self.dim, self.ids.len()),
+                // A loaded index's graph is made by the load, so this is not reached.
+                None => Err("no graph".into()),
+            })
             .as_ref()
             .map_err(|e| Error::Hnsw(format!("cannot export the graph: {e}")))
     }
 
+    /// A loaded index's `hnsw_rs` graph, rebuilt by handing `hnsw_rs` the dump of the flat copy.
+    fn reload_hnsw_rs(&self) -> Result<Hnsw<'static, f32, HnswDistance>> {
+        let layout = self
+            .dump_layout
+            .as_ref()
+            .ok_or_else(|| Error::Hnsw("no hnsw_rs graph and nothing to rebuild it from".into()))?;
+        let (graph, data) = self
+            .graph()?
+            .write_dump(layout, &HnswDistance::new(self.metric))
+            .map_err(Error::Hnsw)?;
+        hnsw_rs_load(
+            Path::new("<loaded index>"),
+            &graph,
+            &data,
+            self.metric,
+            self.ids.len(),
+        )
+    }
+
     /// Searches with `hnsw_rs`'s own search on the same graph (slower; kept to compare recall
-    /// and speed against in tests and benchmarks).
+    /// and speed against in tests and benchmarks). On a loaded index not yet added to, each
+    /// call rebuilds `hnsw_rs`'s graph first.
     #[doc(hidden)]
     pub fn search_hnsw_rs_with_ef(
         &self,
@@ -236,10 +273,24 @@ impl HnswIndex {
     ) -> Result<Vec<Vec<Hit>>> {
         check_queries(queries, self.dim, k)?;
         check_ef(ef)?;
+        let reloaded;
+        let hnsw = match &self.hnsw {
+            Some(h) => h,
+            None => {
+                reloaded = self.reload_hnsw_rs()?;
+                &reloaded
+            }
+        };
         Ok(queries
             .par_chunks_exact(self.dim)
-            .map(|q| self.search_hnsw_rs(q, k, ef))
+            .map(|q| self.search_hnsw_rs(hnsw, q, k, ef))
             .collect())
+    }
+
+    /// Whether `hnsw_rs`'s own graph (a second copy of the vectors, needed to insert) is held:
+    /// after a build or `add`, not after a load.
+    pub fn holds_hnsw_rs_graph(&self) -> bool {
+        self.hnsw.is_some()
     }
 
     /// Bytes held by the flat copy searches use (0 after a build or `add`, before the first
@@ -251,12 +302,18 @@ impl HnswIndex {
         }
     }
 
-    fn search_hnsw_rs(&self, query: &[f32], k: usize, ef: usize) -> Vec<Hit> {
+    fn search_hnsw_rs(
+        &self,
+        hnsw: &Hnsw<'static, f32, HnswDistance>,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+    ) -> Vec<Hit> {
         if self.ids.is_empty() {
             return Vec::new();
         }
         let k = k.min(self.ids.len());
-        let found = self.hnsw.search(query, k, ef.max(k));
+        let found = hnsw.search(query, k, ef.max(k));
         let mut hits: Vec<Hit> = found
             .iter()
             .map(|n| Hit {
@@ -279,11 +336,11 @@ impl HnswIndex {
     }
 
     /// Loads an index saved by [`HnswIndex::save`]. The checksum and every header field are
-    /// verified before the embedded dump is handed to `hnsw_rs`, and the graph `hnsw_rs` reloads
-    /// is copied out for searching and checked (every row exactly once) before this returns.
-    ///
-    /// `hnsw_rs` ties a reloaded graph to the lifetime of its loader, so each load keeps that
-    /// small loader object (a few hundred bytes) alive for the rest of the process.
+    /// verified, then the embedded `hnsw_rs` dump is read straight into the flat arrays
+    /// searches use and checked (every row exactly once) before this returns; the vectors are
+    /// held once. `hnsw_rs`'s own graph is rebuilt from them by the first [`VectorIndex::add`]
+    /// (about as long as this load; `hnsw_rs` ties a rebuilt graph to its loader, so each
+    /// rebuild keeps that small object, a few hundred bytes, alive for the rest of the process).
     pub fn load(path: &Path) -> Result<Self> {
         crate::persist::load_hnsw(path)
     }
@@ -293,11 +350,21 @@ impl HnswIndex {
         crate::persist::check_model(&self.model_id, expected)
     }
 
-    /// The `hnsw_rs` dump (graph file, data file) as bytes.
+    /// The `hnsw_rs` dump (graph file, data file) as bytes: `hnsw_rs`'s own, or for a loaded
+    /// index written from the flat copy.
     pub(crate) fn dump_bytes(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        let Some(hnsw) = &self.hnsw else {
+            let layout = self
+                .dump_layout
+                .as_ref()
+                .ok_or_else(|| Error::Hnsw("no graph to save".into()))?;
+            return self
+                .graph()?
+                .write_dump(layout, &HnswDistance::new(self.metric))
+                .map_err(Error::Hnsw);
+        };
         let dir = tempfile::tempdir().map_err(io_err(Path::new("<temporary directory>")))?;
-        let base = self
-            .hnsw
+        let base = hnsw
             .file_dump(dir.path(), "hnsw")
             .map_err(|e| Error::Hnsw(format!("dump failed: {e}")))?;
         let graph_path = dir.path().join(format!("{base}.hnsw.graph"));
@@ -323,16 +390,18 @@ impl HnswIndex {
         if descr.dimension != l.dim
             || descr.nb_point != l.count
             || descr.max_nb_connection as usize != l.params.m
-            || !descr.distname.ends_with("HnswDistance")
+            || descr.distname != std::any::type_name::<HnswDistance>()
+            || descr.t_name != "f32"
         {
             return Err(format_err(
                 path,
                 format!(
-                    "embedded hnsw_rs dump (dim {}, {} points, M {}, distance {}) disagrees with the header (dim {}, {} points, M {})",
+                    "embedded hnsw_rs dump (dim {}, {} points, M {}, distance {}, type {}) disagrees with the header (dim {}, {} points, M {})",
                     descr.dimension,
                     descr.nb_point,
                     descr.max_nb_connection,
                     descr.distname,
+                    descr.t_name,
                     l.dim,
                     l.count,
                     l.params.m
@@ -349,36 +418,31 @@ impl HnswIndex {
         check_data_dump(data, l.dim, l.count).map_err(|m| format_err(path, m))?;
         check_graph_dump(graph_rest, descr.nb_layer, descr.dumpmode, l.count)
             .map_err(|m| format_err(path, m))?;
-        let dir = tempfile::tempdir().map_err(io_err(Path::new("<temporary directory>")))?;
-        for (name, bytes) in [("hnsw.hnsw.graph", graph), ("hnsw.hnsw.data", data)] {
-            let p = dir.path().join(name);
-            std::fs::write(&p, bytes).map_err(io_err(&p))?;
-        }
-        // The reloaded graph borrows its loader for its whole life (see `load`'s docs).
-        let io: &'static HnswIo = Box::leak(Box::new(HnswIo::new(dir.path(), "hnsw")));
-        let metric = l.metric;
-        let loaded = std::panic::catch_unwind(move || {
-            io.load_hnsw_with_dist::<f32, HnswDistance>(HnswDistance { metric })
-        })
-        .map_err(|_| format_err(path, "hnsw_rs could not reload the embedded dump"))?
-        .map_err(|e| format_err(path, format!("hnsw_rs: {e}")))?;
-        if loaded.get_nb_point() != l.count {
+        if descr.dumpmode != 1 {
             return Err(format_err(
                 path,
-                "hnsw_rs reloaded a different number of points",
+                "embedded hnsw_rs dump is a light dump (neighbours without their layer and rank)",
             ));
         }
-        let mut hnsw = loaded;
-        hnsw.set_searching_mode(true);
-        // Copy the graph out now rather than at the first search: the copy checks what the
-        // framing checks above cannot (every row present once on the layers hnsw_rs walks, up
-        // to its entry point's level; seen from the fuzzer: a dump framing six points of which
-        // hnsw_rs walks four), and a file it refuses is a load error, not a loaded index whose
-        // every search fails.
-        let graph = Graph::export(&hnsw, l.metric, l.dim, l.count)
-            .map_err(|m| format_err(path, format!("embedded hnsw_rs graph: {m}")))?;
+        // Read the dump straight into the flat copy searches use, as hnsw_rs would reload it
+        // and `Graph::export` copy it out; this also checks what the framing checks above
+        // cannot (every row present once on the layers searches walk, up to the entry point's
+        // level; seen from the fuzzer: a dump framing six points of which hnsw_rs walks four),
+        // so a file it refuses is a load error, not a loaded index whose every search fails.
+        // hnsw_rs's own graph is rebuilt from it only if the index is added to.
+        let (graph, layout) = Graph::from_dump(
+            l.metric,
+            l.dim,
+            l.count,
+            graph,
+            graph.len() - graph_rest.len(),
+            descr.nb_layer,
+            data,
+        )
+        .map_err(|m| format_err(path, m))?;
         Ok(Self {
-            hnsw,
+            hnsw: None,
+            dump_layout: Some(layout),
             graph: OnceLock::from(Ok(graph)),
             dim: l.dim,
             metric: l.metric,
@@ -387,6 +451,39 @@ impl HnswIndex {
             model_id: l.model_id.clone(),
         })
     }
+}
+
+/// Hands an `hnsw_rs` dump to `hnsw_rs` (through files in a temporary folder, its only way in)
+/// and returns the graph it reloads, ready to search and insert into. `path` names the source
+/// in errors.
+pub(crate) fn hnsw_rs_load(
+    path: &Path,
+    graph: &[u8],
+    data: &[u8],
+    metric: Metric,
+    count: usize,
+) -> Result<Hnsw<'static, f32, HnswDistance>> {
+    let dir = tempfile::tempdir().map_err(io_err(Path::new("<temporary directory>")))?;
+    for (name, bytes) in [("hnsw.hnsw.graph", graph), ("hnsw.hnsw.data", data)] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).map_err(io_err(&p))?;
+    }
+    // The reloaded graph borrows its loader for its whole life: the loader (a few hundred
+    // bytes) is leaked.
+    let io: &'static HnswIo = Box::leak(Box::new(HnswIo::new(dir.path(), "hnsw")));
+    let mut hnsw = std::panic::catch_unwind(move || {
+        io.load_hnsw_with_dist::<f32, HnswDistance>(HnswDistance { metric })
+    })
+    .map_err(|_| format_err(path, "hnsw_rs could not reload the dump"))?
+    .map_err(|e| format_err(path, format!("hnsw_rs: {e}")))?;
+    if hnsw.get_nb_point() != count {
+        return Err(format_err(
+            path,
+            "hnsw_rs reloaded a different number of points",
+        ));
+    }
+    hnsw.set_searching_mode(true);
+    Ok(hnsw)
 }
 
 fn check_ef(ef: usize) -> Result<()> {
@@ -433,10 +530,17 @@ impl VectorIndex for HnswIndex {
             .iter()
             .map(|&i| (&vectors[i * self.dim..(i + 1) * self.dim], first + i))
             .collect();
+        let mut hnsw = match self.hnsw.take() {
+            Some(h) => h,
+            // A loaded index: hnsw_rs's graph first, from the flat copy.
+            None => self.reload_hnsw_rs()?,
+        };
         self.graph = OnceLock::new();
-        self.hnsw.set_searching_mode(false);
-        self.hnsw.parallel_insert_slice(&batch);
-        self.hnsw.set_searching_mode(true);
+        self.dump_layout = None;
+        hnsw.set_searching_mode(false);
+        hnsw.parallel_insert_slice(&batch);
+        hnsw.set_searching_mode(true);
+        self.hnsw = Some(hnsw);
         self.ids.extend(ids)
     }
 

@@ -346,3 +346,85 @@ fn save_load_gives_identical_results() {
         }
     }
 }
+
+/// A loaded index holds its vectors once (no `hnsw_rs` graph) and still does everything a
+/// built one does: a re-save loads to the same answers, `add` rebuilds `hnsw_rs`'s graph from the flat
+/// copy and inserts, and `hnsw_rs`'s own search runs on the rebuilt graph.
+#[test]
+fn loaded_index_without_hnsw_rs_graph_saves_adds_and_reloads() {
+    let seed = seed();
+    let (n1, n2, nq, d) = (2000, 500, 100, 32);
+    let data = clustered(n1 + n2, d, 25, 0.12, seed + 11);
+    let queries = clustered(nq, d, 25, 0.12, seed + 12);
+    let all_ids = ids(n1 + n2);
+    let dir = tempfile::tempdir().unwrap();
+    for metric in [Metric::InnerProduct, Metric::L2] {
+        let params = HnswParams {
+            m: 16,
+            seed,
+            ..HnswParams::default()
+        };
+        let built = HnswIndex::build(d, metric, params, &all_ids[..n1], &data[..n1 * d]).unwrap();
+        assert!(built.holds_hnsw_rs_graph());
+        let (a, b) = (
+            dir.path().join(format!("{metric}-a.vix")),
+            dir.path().join(format!("{metric}-b.vix")),
+        );
+        built.save(&a).unwrap();
+        let loaded = HnswIndex::load(&a).unwrap();
+        assert!(
+            !loaded.holds_hnsw_rs_graph(),
+            "{metric}: load kept hnsw_rs's copy"
+        );
+        let want = built.search_with_ef(&queries, 10, 64).unwrap();
+        assert_eq!(loaded.search_with_ef(&queries, 10, 64).unwrap(), want);
+
+        // Saved again from the flat copy: loads to the same answers.
+        loaded.save(&b).unwrap();
+        let again = HnswIndex::load(&b).unwrap();
+        for ef in [10, 64, 300] {
+            assert_eq!(
+                again.search_with_ef(&queries, 10, ef).unwrap(),
+                built.search_with_ef(&queries, 10, ef).unwrap(),
+                "{metric} ef={ef}"
+            );
+        }
+        assert_eq!(again.ids(), built.ids());
+        assert_eq!(again.params(), built.params());
+
+        // hnsw_rs's search on the graph rebuilt from the flat copy: recall like the original's.
+        let flat = FlatIndex::from_vectors(d, metric, &all_ids[..n1], &data[..n1 * d]).unwrap();
+        let exact = flat.search(&queries, 10).unwrap();
+        let theirs = recall(
+            &exact,
+            &again.search_hnsw_rs_with_ef(&queries, 10, 64).unwrap(),
+        );
+        let original = recall(
+            &exact,
+            &built.search_hnsw_rs_with_ef(&queries, 10, 64).unwrap(),
+        );
+        assert!(
+            (theirs - original).abs() <= 0.01,
+            "{metric}: hnsw_rs recall {theirs} on the rebuilt graph, {original} on the original"
+        );
+        assert!(!again.holds_hnsw_rs_graph());
+
+        // add: hnsw_rs's graph comes back and takes the new points; old and new are found.
+        let mut grown = again;
+        grown.add(&all_ids[n1..], &data[n1 * d..]).unwrap();
+        assert!(grown.holds_hnsw_rs_graph());
+        assert_eq!(grown.len(), n1 + n2);
+        let lost = not_found_themselves(&grown.search_with_ef(&data, 1, 64).unwrap());
+        assert!(
+            lost.len() <= (n1 + n2) / 500,
+            "{metric}: {} points lost after load + add: {lost:?}",
+            lost.len()
+        );
+        grown.save(&b).unwrap();
+        let back = HnswIndex::load(&b).unwrap();
+        assert_eq!(
+            back.search_with_ef(&queries, 10, 64).unwrap(),
+            grown.search_with_ef(&queries, 10, 64).unwrap()
+        );
+    }
+}

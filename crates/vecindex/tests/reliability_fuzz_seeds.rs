@@ -57,6 +57,12 @@ fn vecindex_file(data: &[u8], path: &Path) {
         }
     } else if let Ok(index) = HnswIndex::load(path) {
         search(&index);
+        // Saved again from the flat copy (our dump writer), it loads to the same answers.
+        let q = vec![0.25; index.dim()];
+        let resaved = path.with_extension("resaved.vix");
+        index.save(&resaved).unwrap();
+        let again = HnswIndex::load(&resaved).unwrap();
+        assert_eq!(again.search(&q, 5).unwrap(), index.search(&q, 5).unwrap());
     }
 }
 
