@@ -398,10 +398,17 @@ pub fn run_benchmark(
     models: &[BenchModel<'_>],
     options: &RunOptions,
 ) -> Result<BenchmarkResult> {
-    if options.search_k == 0 || options.eval_k == 0 {
+    if options.search_k == 0 {
         return Err(BenchmarkError::InvalidOptions(
-            "k must be at least 1".into(),
+            "the neighbours retrieved per query (k, --k) must be at least 1".into(),
         ));
+    }
+    if options.eval_k == 0 || options.eval_k > options.search_k {
+        return Err(BenchmarkError::InvalidOptions(format!(
+            "the k of the top-k accuracy (--top-k, {}) must be between 1 and the neighbours \
+             retrieved per query (--k, {})",
+            options.eval_k, options.search_k
+        )));
     }
     if models.is_empty() {
         return Err(BenchmarkError::InvalidOptions("no model to run".into()));
@@ -419,7 +426,7 @@ pub fn run_benchmark(
         let (hits, search_timing) = search(&m.name, &refs, &queries.embeddings, options)?;
         // Queries that could not be embedded get no predictions (they count as misses).
         let mut ranked: Vec<Vec<(String, f32)>> = vec![Vec::new(); set.queries.len()];
-        let mut predictions = Vec::with_capacity(hits.len() * options.search_k);
+        let mut predictions = Vec::with_capacity(hits.iter().map(Vec::len).sum());
         for (row, q_hits) in hits.iter().enumerate() {
             let q = queries.indices[row];
             for &(r, score) in q_hits {

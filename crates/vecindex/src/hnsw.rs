@@ -353,6 +353,11 @@ impl HnswIndex {
     /// The `hnsw_rs` dump (graph file, data file) as bytes: `hnsw_rs`'s own, or for a loaded
     /// index written from the flat copy.
     pub(crate) fn dump_bytes(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        if self.ids.is_empty() {
+            return Err(Error::Hnsw(
+                "an empty HNSW index cannot be saved (its graph has no entry point yet)".into(),
+            ));
+        }
         let Some(hnsw) = &self.hnsw else {
             let layout = self
                 .dump_layout

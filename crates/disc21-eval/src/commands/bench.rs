@@ -244,11 +244,19 @@ fn time_torch_model(model: &dyn TorchEmbedder, batch: usize, iters: usize) -> an
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(path) = &args.json
-        && path.exists()
-        && !args.force
-    {
-        anyhow::bail!("{} exists; pass --force to overwrite it", path.display());
+    if let Some(path) = &args.json {
+        if path.exists() && !args.force {
+            anyhow::bail!("{} exists; pass --force to overwrite it", path.display());
+        }
+        if path.is_dir() {
+            anyhow::bail!("--json {} is a folder; give a file name", path.display());
+        }
+        // Before the benchmark runs, not after: the folder the figures go to must exist.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            anyhow::bail!("--json {}: no folder {}", path.display(), parent.display());
+        }
     }
     let test_model;
     let torch_model;
@@ -562,7 +570,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "agreement_with_f32": vs_f32,
             "python": python.as_ref().map(|p| p.2.clone()),
         });
-        std::fs::write(path, serde_json::to_string_pretty(&v)?)?;
+        std::fs::write(path, serde_json::to_string_pretty(&v)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,8 +11,8 @@ use disc21_eval::benchmark::weights_fingerprint;
 use disc21_eval::models::{ModelKind, ModelOptions, load_torch_embedder};
 use disc21_eval::pipeline::test_model::GridMeanEmbedder;
 use disc21_eval::pipeline::{
-    CacheKey, CacheOptions, ExtractOptions, Extraction, Model, Shard, Transfer, extract_cached,
-    list_images, read_list,
+    CacheKey, CacheOptions, ExtractOptions, Extraction, Model, Shard, Transfer, check_unique_ids,
+    extract_cached, list_images, read_list,
 };
 use embed_core::PreprocessSpec;
 
@@ -178,6 +178,24 @@ pub fn write_outputs(
     write_atomic(out, |w| embed_core::npy::write_f32(w, &result.embeddings))
 }
 
+/// Errors when two of a command's output files are the same file (e.g. `--ids` = `--out`):
+/// the second write would replace the first.
+pub fn check_distinct_outputs<P: AsRef<Path>>(outputs: &[P]) -> anyhow::Result<()> {
+    let full: Vec<PathBuf> = outputs
+        .iter()
+        .map(|p| std::path::absolute(p.as_ref()).unwrap_or_else(|_| p.as_ref().to_path_buf()))
+        .collect();
+    for (i, a) in full.iter().enumerate() {
+        if full[..i].contains(a) {
+            bail!(
+                "{} is given for two outputs (e.g. --ids equal to --out): each needs its own file",
+                outputs[i].as_ref().display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let ids_path = args
@@ -190,6 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         sidecar(&args.out, "skipped.csv"),
         sidecar(&args.out, "meta.json"),
     ];
+    check_distinct_outputs(&outputs)?;
     if !args.force
         && let Some(existing) = outputs.iter().find(|p| p.exists())
     {
@@ -200,6 +219,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, Some(list)) => read_list(list)?,
         _ => bail!("give exactly one of --images DIR and --list FILE"),
     };
+    if all.is_empty() {
+        match (&args.images, &args.list) {
+            (Some(dir), _) => bail!("no files in {}", dir.display()),
+            (_, Some(list)) => bail!("{} names no file", list.display()),
+            _ => {}
+        }
+    }
+    check_unique_ids(&all)?;
     let shard = args.shard.unwrap_or(Shard::ALL);
     let paths = all[shard.range(all.len())].to_vec();
 

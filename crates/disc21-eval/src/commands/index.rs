@@ -114,6 +114,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         check_overwrite(&vecindex::faiss_io::sidecar_path(&args.out), args.force)?;
     }
     let (data, n, d) = read_matrix(&args.embeddings)?;
+    if n == 0 {
+        bail!(
+            "{} holds no vectors: nothing to index",
+            args.embeddings.display()
+        );
+    }
     let ids = read_id_lines(&args.ids)?;
     if ids.len() != n {
         bail!(

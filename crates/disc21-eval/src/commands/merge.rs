@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail, ensure};
 use ndarray::{Array2, Axis};
 
-use super::embed::{EmbedMeta, sidecar, write_atomic};
+use super::embed::{EmbedMeta, check_distinct_outputs, sidecar, write_atomic};
 
 /// Arguments of `disc21-eval merge`.
 #[derive(clap::Args, Debug)]
@@ -39,6 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &sidecar(&args.out, "skipped.csv"),
         &sidecar(&args.out, "meta.json"),
     ];
+    check_distinct_outputs(&outputs)?;
     if !args.force
         && let Some(existing) = outputs.iter().find(|p| p.exists())
     {

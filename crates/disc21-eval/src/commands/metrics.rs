@@ -31,6 +31,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &EvalOptions { top_k: args.top_k },
     )
     .context("scoring predictions")?;
+    if metrics.n_predictions == 0 {
+        eprintln!(
+            "warning: {} holds no prediction: every metric is 0",
+            args.predictions.display()
+        );
+    } else if metrics.n_true_predictions == 0 && metrics.n_gt_pairs > 0 {
+        eprintln!(
+            "warning: none of the {} predictions is a ground-truth pair: check that their query \
+             and reference ids are the ground truth's (an index searched without its `.ids` \
+             sidecar gives row numbers as reference ids)",
+            metrics.n_predictions
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
     } else {

@@ -61,6 +61,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         bail!("query id {bad:?} is empty or holds a comma or quote");
     }
+    {
+        let mut seen = std::collections::HashMap::with_capacity(qids.len());
+        for (line, id) in qids.iter().enumerate() {
+            if let Some(first) = seen.insert(id.as_str(), line) {
+                bail!(
+                    "{}: query id {id:?} on lines {} and {} (the predictions could not tell them apart)",
+                    args.query_ids.display(),
+                    first + 1,
+                    line + 1
+                );
+            }
+        }
+    }
     let start = std::time::Instant::now();
     let kind = peek_kind(&args.index)?;
     let index: Box<dyn VectorIndex> = match kind {
@@ -94,25 +107,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let results = index.search(&queries, args.k)?;
     let searched = start.elapsed() - loaded;
     let tmp = args.out.with_extension("csv.tmp");
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut w = std::io::BufWriter::new(file);
-    writeln!(w, "query_id,reference_id,score")?;
-    let mut rows = 0usize;
-    for (qid, hits) in qids.iter().zip(&results) {
-        for h in hits {
-            let rid = index
-                .id(h.row)
-                .context("search returned a row without an id")?;
-            if rid.contains([',', '"']) {
-                bail!("reference id {rid:?} holds a comma or quote");
+    let write = || -> anyhow::Result<usize> {
+        let file =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        writeln!(w, "query_id,reference_id,score")?;
+        let mut rows = 0usize;
+        for (qid, hits) in qids.iter().zip(&results) {
+            for h in hits {
+                let rid = index
+                    .id(h.row)
+                    .context("search returned a row without an id")?;
+                if rid.contains([',', '"']) {
+                    bail!("reference id {rid:?} holds a comma or quote");
+                }
+                writeln!(w, "{qid},{rid},{}", h.score)?;
+                rows += 1;
             }
-            writeln!(w, "{qid},{rid},{}", h.score)?;
-            rows += 1;
         }
-    }
-    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, &args.out)
+            .with_context(|| format!("writing {}", args.out.display()))?;
+        Ok(rows)
+    };
+    let rows = match write() {
+        Ok(rows) => rows,
+        Err(e) => {
+            // Nothing half-written stays behind.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     eprintln!(
         "{nq} queries, k = {}, {:?} index of {} vectors ({}): loaded in {loaded:.2?}, searched in {searched:.2?}; {rows} rows -> {}",
         args.k,

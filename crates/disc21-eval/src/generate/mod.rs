@@ -100,6 +100,9 @@ impl OutputLayout {
     }
 }
 
+/// Largest image side `generate` makes (a DISC21 image is at most a few thousand pixels).
+pub const MAX_SIDE: u32 = 8192;
+
 /// Options of [`generate`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct GenerateOptions {
@@ -117,7 +120,7 @@ pub struct GenerateOptions {
     pub layout: OutputLayout,
     /// Smallest side of a generated picture, in pixels.
     pub min_side: u32,
-    /// Largest side of a generated picture, in pixels.
+    /// Largest side of a generated picture, in pixels (at most [`MAX_SIDE`]).
     pub max_side: u32,
     /// JPEG quality of the written files.
     pub jpeg_quality: u8,
@@ -213,10 +216,11 @@ pub fn generate(out: &Path, options: &GenerateOptions) -> Result<GenerateSummary
     if o.references == 0
         || o.min_side < 32
         || o.min_side > o.max_side
+        || o.max_side > MAX_SIDE
         || !(0.0..=1.0).contains(&o.copy_fraction)
     {
         return Err(GenerateError::InvalidOptions(format!(
-            "need references ≥ 1, 32 ≤ min_side ≤ max_side and copy_fraction in [0, 1] (got {}, {}..{}, {})",
+            "need references ≥ 1, 32 ≤ min_side ≤ max_side ≤ {MAX_SIDE} and copy_fraction in [0, 1] (got {}, {}..{}, {})",
             o.references, o.min_side, o.max_side, o.copy_fraction
         )));
     }

@@ -47,6 +47,24 @@ pub fn file_stem_id(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Errors when two files of `paths` would get the same id ([`file_stem_id`]: `x.jpg` and
+/// `x.png`, or one file listed twice), naming both.
+pub fn check_unique_ids(paths: &[PathBuf]) -> Result<()> {
+    let mut seen: std::collections::HashMap<String, &Path> =
+        std::collections::HashMap::with_capacity(paths.len());
+    for p in paths {
+        if let Some(first) = seen.insert(file_stem_id(p), p) {
+            return Err(PipelineError::InvalidOption(format!(
+                "{} and {} would both get the id `{}` (ids are file names without extension)",
+                first.display(),
+                p.display(),
+                file_stem_id(p)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Shard `index` of `count` (`--shard I/N`, `0 ≤ I < N`): a contiguous block of the list, so
 /// the shards' outputs concatenated in shard order equal the unsharded output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -40,7 +40,7 @@ use ndarray::{Array2, ArrayView4, ArrayViewMut3};
 
 pub use cache::{CacheKey, CacheOptions, extract_cached};
 pub use device::{normalize_nchw, normalize_u8_nhwc, resize_crop_on_device};
-pub use list::{Shard, file_stem_id, list_images, read_list};
+pub use list::{Shard, check_unique_ids, file_stem_id, list_images, read_list};
 use progress::Progress;
 use ring::{BufPtr, Consumer, FilledBatch, RingLayout, run_ring};
 
@@ -200,7 +200,7 @@ pub enum ResizeOn {
 /// Options of an extraction.
 #[derive(Clone, Debug)]
 pub struct ExtractOptions {
-    /// Decoding and preprocessing threads; `0` means one per core.
+    /// Decoding and preprocessing threads; `0` means one per core; at most [`MAX_WORKERS`].
     pub workers: usize,
     /// Images per model call.
     pub batch_size: usize,
@@ -248,6 +248,9 @@ impl Default for ExtractOptions {
     }
 }
 
+/// Most decoding threads [`ExtractOptions::workers`] may ask for.
+pub const MAX_WORKERS: usize = 1024;
+
 impl ExtractOptions {
     /// The number of worker threads these options give on this machine.
     pub fn effective_workers(&self) -> usize {
@@ -273,6 +276,12 @@ impl ExtractOptions {
             return Err(PipelineError::InvalidOption(
                 "batch size must be at least 1".into(),
             ));
+        }
+        if self.workers > MAX_WORKERS {
+            return Err(PipelineError::InvalidOption(format!(
+                "{} worker threads asked for; at most {MAX_WORKERS}",
+                self.workers
+            )));
         }
         if !(0.0..=1.0).contains(&self.max_failure_rate) {
             return Err(PipelineError::InvalidOption(format!(

@@ -1,0 +1,362 @@
+//! Bad input on the command line is a clear error (exit 1, what is wrong and where), never a
+//! crash, a silently lost output or a file left half-written. Cases found by trying the CLI
+//! the way a user could misuse it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cli(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_disc21-eval"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// Fails with exit code 1 and an error mentioning every one of `needles`.
+fn fails_with(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "no `{n}` in: {stderr}");
+    }
+}
+
+fn two_images(dir: &Path) -> std::path::PathBuf {
+    let images = dir.join("imgs");
+    std::fs::create_dir(&images).unwrap();
+    for (i, name) in ["a.jpg", "b.png"].iter().enumerate() {
+        image::RgbImage::from_fn(40, 30, |x, y| {
+            image::Rgb([(x * 6) as u8, (y * 8) as u8, 60 * i as u8])
+        })
+        .save(images.join(name))
+        .unwrap();
+    }
+    images
+}
+
+#[test]
+fn embed_refuses_clashing_outputs_ids_and_empty_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    two_images(dir);
+    // --ids equal to --out: the ids would replace the embeddings.
+    let out = cli(
+        dir,
+        &[
+            "embed",
+            "--test-model",
+            "4",
+            "--images",
+            "imgs",
+            "--out",
+            "e.npy",
+            "--ids",
+            "e.npy",
+        ],
+    );
+    fails_with(&out, &["e.npy", "two outputs"]);
+    assert!(!dir.join("e.npy").exists());
+    // Two files with one id.
+    std::fs::copy(dir.join("imgs/a.jpg"), dir.join("imgs/b.jpg")).unwrap();
+    let out = cli(
+        dir,
+        &[
+            "embed",
+            "--test-model",
+            "4",
+            "--images",
+            "imgs",
+            "--out",
+            "e.npy",
+        ],
+    );
+    fails_with(&out, &["b.jpg", "b.png", "`b`"]);
+    // An empty folder and an empty list.
+    std::fs::create_dir(dir.join("empty")).unwrap();
+    let out = cli(
+        dir,
+        &[
+            "embed",
+            "--test-model",
+            "4",
+            "--images",
+            "empty",
+            "--out",
+            "e.npy",
+        ],
+    );
+    fails_with(&out, &["no files in empty"]);
+    std::fs::write(dir.join("list.txt"), "# nothing\n").unwrap();
+    let out = cli(
+        dir,
+        &[
+            "embed",
+            "--test-model",
+            "4",
+            "--list",
+            "list.txt",
+            "--out",
+            "e.npy",
+        ],
+    );
+    fails_with(&out, &["list.txt names no file"]);
+    // Absurd worker counts are refused, not a crash.
+    std::fs::remove_file(dir.join("imgs/b.jpg")).unwrap();
+    let out = cli(
+        dir,
+        &[
+            "embed",
+            "--test-model",
+            "4",
+            "--images",
+            "imgs",
+            "--out",
+            "e.npy",
+            "--workers",
+            "18446744073709551615",
+        ],
+    );
+    fails_with(&out, &["worker threads"]);
+}
+
+#[test]
+fn search_index_and_metrics_catch_bad_ids_and_empty_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    two_images(dir);
+    let ok = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    ok(cli(
+        dir,
+        &[
+            "embed",
+            "--test-model",
+            "4",
+            "--images",
+            "imgs",
+            "--out",
+            "e.npy",
+        ],
+    ));
+    ok(cli(
+        dir,
+        &[
+            "index",
+            "--embeddings",
+            "e.npy",
+            "--ids",
+            "e.ids.txt",
+            "--kind",
+            "flat",
+            "--out",
+            "ix.faiss",
+        ],
+    ));
+    // A query id twice: refused before anything is written.
+    std::fs::write(dir.join("q.ids.txt"), "Q1\nQ1\n").unwrap();
+    let out = cli(
+        dir,
+        &[
+            "search",
+            "--index",
+            "ix.faiss",
+            "--queries",
+            "e.npy",
+            "--query-ids",
+            "q.ids.txt",
+            "--k",
+            "2",
+            "--out",
+            "p.csv",
+        ],
+    );
+    fails_with(&out, &["q.ids.txt", "\"Q1\"", "lines 1 and 2"]);
+    // A reference id the CSV cannot hold: an error, and no temporary file left behind.
+    // (`index` refuses such ids; a FAISS sidecar written elsewhere can still hold one.)
+    ok(cli(
+        dir,
+        &[
+            "index",
+            "--embeddings",
+            "e.npy",
+            "--ids",
+            "e.ids.txt",
+            "--kind",
+            "flat",
+            "--out",
+            "bad.faiss",
+        ],
+    ));
+    std::fs::write(dir.join("bad.faiss.ids"), "a,b\nc\n").unwrap();
+    std::fs::write(dir.join("q.ids.txt"), "Q1\nQ2\n").unwrap();
+    let out = cli(
+        dir,
+        &[
+            "search",
+            "--index",
+            "bad.faiss",
+            "--queries",
+            "e.npy",
+            "--query-ids",
+            "q.ids.txt",
+            "--k",
+            "2",
+            "--out",
+            "p.csv",
+        ],
+    );
+    fails_with(&out, &["\"a,b\""]);
+    assert!(!dir.join("p.csv.tmp").exists() && !dir.join("p.csv").exists());
+    // Predictions whose ids match nothing in the ground truth: scored, with a warning.
+    ok(cli(
+        dir,
+        &[
+            "search",
+            "--index",
+            "ix.faiss",
+            "--queries",
+            "e.npy",
+            "--query-ids",
+            "q.ids.txt",
+            "--k",
+            "2",
+            "--out",
+            "p.csv",
+        ],
+    ));
+    std::fs::write(dir.join("gt.csv"), "query_id,reference_id\nZ1,R1\nZ2,\n").unwrap();
+    let out = cli(
+        dir,
+        &[
+            "metrics",
+            "--predictions",
+            "p.csv",
+            "--ground-truth",
+            "gt.csv",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("none of the 4 predictions is a ground-truth pair")
+    );
+    // Nothing to index.
+    embed_core::npy::write_f32_file(
+        &dir.join("none.npy"),
+        &ndarray::Array2::<f32>::zeros((0, 4)),
+    )
+    .unwrap();
+    std::fs::write(dir.join("none.ids.txt"), "").unwrap();
+    for kind in ["flat", "hnsw"] {
+        let out = cli(
+            dir,
+            &[
+                "index",
+                "--embeddings",
+                "none.npy",
+                "--ids",
+                "none.ids.txt",
+                "--kind",
+                kind,
+                "--out",
+                "n.idx",
+            ],
+        );
+        fails_with(&out, &["none.npy holds no vectors"]);
+    }
+}
+
+#[test]
+fn generate_bench_and_run_refuse_out_of_range_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = cli(
+        dir,
+        &[
+            "generate",
+            "--out",
+            "g",
+            "--references",
+            "4",
+            "--queries",
+            "2",
+            "--min-side",
+            "100000",
+            "--max-side",
+            "100000",
+        ],
+    );
+    fails_with(&out, &["8192"]);
+    assert!(
+        !dir.join("g/references").exists(),
+        "generate left folders behind"
+    );
+    // --json into a folder that does not exist: refused before the benchmark runs.
+    let out = cli(
+        dir,
+        &[
+            "bench",
+            "--test-model",
+            "4",
+            "--n-images",
+            "2",
+            "--json",
+            "nodir/b.json",
+        ],
+    );
+    fails_with(&out, &["nodir/b.json", "no folder nodir"]);
+    // run: k and top-k are checked, and a huge k is clamped to the references, not allocated.
+    let ok = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    ok(cli(
+        dir,
+        &[
+            "generate",
+            "--out",
+            "d",
+            "--references",
+            "6",
+            "--queries",
+            "4",
+            "--min-side",
+            "64",
+            "--max-side",
+            "96",
+        ],
+    ));
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--data",
+            "d",
+            "--test-model",
+            "4",
+            "--models",
+            "clip",
+            "--force",
+            "--gallery-queries",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        cli(dir, &args)
+    };
+    fails_with(&run(&["--out", "r1", "--top-k", "0"]), &["--top-k"]);
+    fails_with(
+        &run(&["--out", "r2", "--k", "3", "--top-k", "5"]),
+        &["--top-k, 5", "--k, 3"],
+    );
+    ok(run(&["--out", "r3", "--k", "1000000000"]));
+}
