@@ -17,8 +17,17 @@ fn cli(dir: &Path, args: &[&str]) -> Output {
 
 /// Fails with exit code 1 and an error mentioning every one of `needles`.
 fn fails_with(out: &Output, needles: &[&str]) {
+    exits_with(out, 1, needles);
+}
+
+/// A usage error: exit code 2, the flag and what is wrong with its value named.
+fn usage_error(out: &Output, needles: &[&str]) {
+    exits_with(out, 2, needles);
+}
+
+fn exits_with(out: &Output, code: i32, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
     for n in needles {
         assert!(stderr.contains(n), "no `{n}` in: {stderr}");
     }
@@ -119,7 +128,7 @@ fn embed_refuses_clashing_outputs_ids_and_empty_inputs() {
             "18446744073709551615",
         ],
     );
-    fails_with(&out, &["worker threads"]);
+    usage_error(&out, &["--workers", "outside 0..=1024"]);
 }
 
 #[test]
@@ -274,6 +283,156 @@ fn search_index_and_metrics_catch_bad_ids_and_empty_inputs() {
     }
 }
 
+/// Values out of range are usage errors (exit 2, as documented), before anything runs.
+#[test]
+fn out_of_range_values_are_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "embed",
+                "--images",
+                "x",
+                "--out",
+                "y.npy",
+                "--batch-size",
+                "0",
+            ],
+            "--batch-size",
+        ),
+        (
+            &[
+                "embed",
+                "--images",
+                "x",
+                "--out",
+                "y.npy",
+                "--chunk-size",
+                "0",
+            ],
+            "--chunk-size",
+        ),
+        (
+            &[
+                "embed",
+                "--images",
+                "x",
+                "--out",
+                "y.npy",
+                "--max-failure-rate",
+                "2",
+            ],
+            "--max-failure-rate",
+        ),
+        (
+            &[
+                "embed",
+                "--images",
+                "x",
+                "--out",
+                "y.npy",
+                "--max-failure-rate",
+                "nan",
+            ],
+            "--max-failure-rate",
+        ),
+        (
+            &[
+                "embed", "--images", "x", "--out", "y.npy", "--device", "tpu",
+            ],
+            "--device",
+        ),
+        (
+            &[
+                "embed",
+                "--images",
+                "x",
+                "--out",
+                "y.npy",
+                "--precision",
+                "bogus",
+            ],
+            "--precision",
+        ),
+        (
+            &[
+                "index",
+                "--embeddings",
+                "e.npy",
+                "--ids",
+                "i.txt",
+                "--out",
+                "o",
+                "--m",
+                "0",
+            ],
+            "--m",
+        ),
+        (
+            &[
+                "search",
+                "--index",
+                "i",
+                "--queries",
+                "q.npy",
+                "--query-ids",
+                "q.txt",
+                "--out",
+                "p.csv",
+                "--k",
+                "0",
+            ],
+            "--k",
+        ),
+        (
+            &[
+                "search",
+                "--index",
+                "i",
+                "--queries",
+                "q.npy",
+                "--query-ids",
+                "q.txt",
+                "--out",
+                "p.csv",
+                "--ef",
+                "0",
+            ],
+            "--ef",
+        ),
+        (
+            &[
+                "metrics",
+                "--predictions",
+                "p.csv",
+                "--ground-truth",
+                "g.csv",
+                "--top-k",
+                "0",
+            ],
+            "--top-k",
+        ),
+        (
+            &["generate", "--out", "g", "--references", "0"],
+            "--references",
+        ),
+        (&["run", "--data", "d", "--out", "r", "--k", "0"], "--k"),
+        (
+            &["bench", "--test-model", "4", "--model-iters", "0"],
+            "--model-iters",
+        ),
+    ];
+    for (args, flag) in cases {
+        usage_error(&cli(dir, args), &[flag]);
+    }
+    assert_eq!(
+        std::fs::read_dir(dir).unwrap().count(),
+        0,
+        "a usage error wrote something"
+    );
+}
+
 #[test]
 fn generate_bench_and_run_refuse_out_of_range_options() {
     let tmp = tempfile::tempdir().unwrap();
@@ -294,7 +453,7 @@ fn generate_bench_and_run_refuse_out_of_range_options() {
             "100000",
         ],
     );
-    fails_with(&out, &["8192"]);
+    usage_error(&out, &["--min-side", "outside 32..=8192"]);
     assert!(
         !dir.join("g/references").exists(),
         "generate left folders behind"
@@ -353,7 +512,10 @@ fn generate_bench_and_run_refuse_out_of_range_options() {
         args.extend_from_slice(extra);
         cli(dir, &args)
     };
-    fails_with(&run(&["--out", "r1", "--top-k", "0"]), &["--top-k"]);
+    usage_error(
+        &run(&["--out", "r1", "--top-k", "0"]),
+        &["--top-k", "at least 1"],
+    );
     fails_with(
         &run(&["--out", "r2", "--k", "3", "--top-k", "5"]),
         &["--top-k, 5", "--k, 3"],

@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long)]
     pub images: Option<PathBuf>,
     /// Synthetic images to generate when no --images is given.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::at_least_one)]
     pub n_images: usize,
     /// Generate photo-like synthetic JPEGs (noise at every scale, like a photo's 1/f spectrum)
     /// whose sides are drawn from `LO-HI` pixels, instead of the default 360–640 px smooth noise.
@@ -43,7 +43,7 @@ pub struct Args {
     #[arg(long)]
     pub weights: Option<String>,
     /// Images per model call (default: 8 on the CPU, 256 on CUDA).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub batch_size: Option<usize>,
     /// With `--precision f16|bf16`: also embed the images with the f32 model on the same device
     /// and compare the two embeddings of each image (cosine, nearest neighbour), to see what the
@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long)]
     pub compare_f32: bool,
     /// Model-only repetitions.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::at_least_one)]
     pub model_iters: usize,
     /// Also run the Python pipeline on the same images and device, and print ratios.
     #[arg(long)]
@@ -71,7 +71,7 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
     /// Testing aid: a deterministic grid-mean embedder instead of a model.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, value_parser = super::at_least_one)]
     pub test_model: Option<usize>,
 }
 

@@ -41,7 +41,7 @@ pub struct Args {
     #[command(flatten)]
     pub runtime: super::RuntimeArgs,
     /// Images per model call (default: 256 on CUDA, 32 on the CPU).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub batch_size: Option<usize>,
     /// DINOv2 pooling: `mean`, `cls`, `patch-mean`, `cls-patch-mean`.
     #[arg(long)]
@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(long)]
     pub strict: bool,
     /// Fail when more than this fraction of the images cannot be read.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = super::fraction)]
     pub max_failure_rate: f64,
     /// Embed only shard I of N (a contiguous block of the list); join with `merge`.
     #[arg(long)]
@@ -66,7 +66,7 @@ pub struct Args {
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     /// Images per cache chunk (the most work a crash can lose).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = super::at_least_one)]
     pub chunk_size: usize,
     /// Keep the cache after a successful run.
     #[arg(long)]
@@ -75,7 +75,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Transfer::Auto)]
     pub transfer: Transfer,
     /// Testing aid: use a deterministic grid-mean embedder of this grid size instead of a model.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, value_parser = super::at_least_one)]
     pub test_model: Option<usize>,
     /// Testing aid: milliseconds the test embedder sleeps per batch.
     #[arg(long, hide = true, default_value_t = 0)]

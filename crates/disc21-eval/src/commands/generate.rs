@@ -12,13 +12,13 @@ pub struct Args {
     #[arg(long)]
     pub out: PathBuf,
     /// Number of reference images.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = super::at_least_one)]
     pub references: usize,
     /// Number of query images.
     #[arg(long, default_value_t = 100)]
     pub queries: usize,
     /// Fraction of the queries that copy a reference; the rest have no copy.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = super::fraction)]
     pub copy_fraction: f64,
     /// Random seed: the same seed and options give the same files.
     #[arg(long, default_value_t = 0)]
@@ -30,10 +30,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = OutputLayout::Official)]
     pub layout: OutputLayout,
     /// Smallest image side in pixels.
-    #[arg(long, default_value_t = 160)]
+    #[arg(long, default_value_t = 160, value_parser = super::picture_side)]
     pub min_side: u32,
     /// Largest image side in pixels.
-    #[arg(long, default_value_t = 384)]
+    #[arg(long, default_value_t = 384, value_parser = super::picture_side)]
     pub max_side: u32,
     /// Replace an existing data set in `--out`.
     #[arg(long)]

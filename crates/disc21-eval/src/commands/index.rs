@@ -55,13 +55,13 @@ pub struct Args {
     #[arg(long, default_value = "")]
     pub model_id: String,
     /// HNSW: neighbours per node (M).
-    #[arg(long, default_value_t = HnswParams::default().m)]
+    #[arg(long, default_value_t = HnswParams::default().m, value_parser = super::hnsw_m)]
     pub m: usize,
     /// HNSW: candidate list size while building.
-    #[arg(long, default_value_t = HnswParams::default().ef_construction)]
+    #[arg(long, default_value_t = HnswParams::default().ef_construction, value_parser = super::hnsw_ef)]
     pub ef_construction: usize,
     /// HNSW: default candidate list size while searching.
-    #[arg(long, default_value_t = HnswParams::default().ef_search)]
+    #[arg(long, default_value_t = HnswParams::default().ef_search, value_parser = super::hnsw_ef)]
     pub ef_search: usize,
     /// HNSW: seed of the insertion order.
     #[arg(long, default_value_t = 0)]

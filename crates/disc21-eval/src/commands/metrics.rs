@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long, value_name = "GT.csv")]
     pub ground_truth: PathBuf,
     /// The k of the top-k accuracy.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::at_least_one)]
     pub top_k: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]

@@ -16,15 +16,15 @@ use disc21_eval::pipeline::ResizeOn;
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct RuntimeArgs {
     /// `cpu`, `cuda`, `cuda:N` or `auto` (default: the first CUDA device when there is one).
-    #[arg(long)]
+    #[arg(long, value_parser = device)]
     pub device: Option<String>,
     /// `f32` (default, the reference's), `f16` or `bf16`. Half precision is for GPUs and, as
     /// bf16, for CPUs with AVX512_BF16 (Zen 4, Sapphire Rapids and later), where it runs the
     /// model about twice as fast as f32; other CPUs emulate it, several times slower (warned).
-    #[arg(long)]
+    #[arg(long, value_parser = precision)]
     pub precision: Option<String>,
     /// Decoding threads (default: one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = workers)]
     pub workers: usize,
     /// Where images are resized: `host` (the CPU workers, bit-exact with PIL) or `device`
     /// (libtorch's antialiased bicubic on the model's device, within two 8-bit levels of PIL;
@@ -48,5 +48,80 @@ impl RuntimeArgs {
             ResizeOn::Host => "",
             ResizeOn::Device => " resize=device",
         }
+    }
+}
+
+// Value parsers: a value out of range is a usage error (exit 2, naming the flag), caught before
+// anything runs.
+
+fn parse_in(s: &str, lo: usize, hi: usize) -> Result<usize, String> {
+    let v: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    if v < lo && hi == usize::MAX {
+        return Err(format!("must be at least {lo}"));
+    }
+    if !(lo..=hi).contains(&v) {
+        return Err(format!("{v} is outside {lo}..={hi}"));
+    }
+    Ok(v)
+}
+
+/// A count of at least 1 (batch sizes, k, repetitions...).
+pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
+    parse_in(s, 1, usize::MAX)
+}
+
+/// Decoding threads: 0 (one per core) to [`disc21_eval::pipeline::MAX_WORKERS`].
+pub(crate) fn workers(s: &str) -> Result<usize, String> {
+    parse_in(s, 0, disc21_eval::pipeline::MAX_WORKERS)
+}
+
+/// An HNSW `M`: 2 to [`vecindex::MAX_M`].
+pub(crate) fn hnsw_m(s: &str) -> Result<usize, String> {
+    parse_in(s, 2, vecindex::MAX_M)
+}
+
+/// An HNSW candidate list size: 1 to [`vecindex::MAX_EF`].
+pub(crate) fn hnsw_ef(s: &str) -> Result<usize, String> {
+    parse_in(s, 1, vecindex::MAX_EF)
+}
+
+/// A generated picture's side: 32 to [`disc21_eval::generate::MAX_SIDE`] pixels.
+pub(crate) fn picture_side(s: &str) -> Result<u32, String> {
+    parse_in(s, 32, disc21_eval::generate::MAX_SIDE as usize).map(|v| v as u32)
+}
+
+/// A fraction in 0..=1.
+pub(crate) fn fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("{v} is outside 0..=1"));
+    }
+    Ok(v)
+}
+
+/// `f32`, `f16` or `bf16` (and their long names), kept as given.
+pub(crate) fn precision(s: &str) -> Result<String, String> {
+    s.parse::<embed_torch::Precision>()
+        .map(|_| s.to_string())
+        .map_err(|_| format!("`{s}`: expected f32, f16 or bf16"))
+}
+
+/// `cpu`, `cuda`, `cuda:N`, `gpu` or `auto`, kept as given; whether the device exists is
+/// checked when the model loads.
+pub(crate) fn device(s: &str) -> Result<String, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let ok = matches!(t.as_str(), "cpu" | "cuda" | "gpu" | "auto")
+        || t.strip_prefix("cuda:")
+            .is_some_and(|n| n.parse::<usize>().is_ok());
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("`{s}`: expected cpu, cuda, cuda:N or auto"))
     }
 }

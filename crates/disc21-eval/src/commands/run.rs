@@ -58,13 +58,13 @@ pub struct Args {
     #[command(flatten)]
     pub runtime: super::RuntimeArgs,
     /// Images per model call (default: 256 on CUDA, 32 on the CPU).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub batch_size: Option<usize>,
     /// Neighbours retrieved per query (predictions scored).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::at_least_one)]
     pub k: usize,
     /// The k of the top-k accuracy (the study's 5).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::at_least_one)]
     pub top_k: usize,
     /// Embedding cache (default: OUT/cache). Reused by later runs with the same models and
     /// images; an interrupted extraction resumes from it.
@@ -87,7 +87,7 @@ pub struct Args {
     pub force: bool,
     /// Replace every model by a weightless grid-mean embedder of this grid size (tests, dry
     /// runs of the data and report stages).
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, value_parser = super::at_least_one)]
     pub test_model: Option<usize>,
 }
 

@@ -24,13 +24,13 @@ pub struct Args {
     #[arg(long)]
     pub query_ids: PathBuf,
     /// Neighbours per query.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::at_least_one)]
     pub k: usize,
     /// Output CSV: `query_id,reference_id,score`, higher score = more similar (L2: -distance).
     #[arg(long)]
     pub out: PathBuf,
     /// HNSW: candidate list size (default: the one stored in the index).
-    #[arg(long)]
+    #[arg(long, value_parser = super::hnsw_ef)]
     pub ef: Option<usize>,
     /// FAISS files: memory-map the vectors instead of reading them.
     #[arg(long)]
