@@ -521,4 +521,32 @@ fn generate_bench_and_run_refuse_out_of_range_options() {
         &["--top-k, 5", "--k, 3"],
     );
     ok(run(&["--out", "r3", "--k", "1000000000"]));
+    // --force over a report of more models: their predictions do not linger in the new one.
+    let run2 = |models: &str| {
+        cli(
+            dir,
+            &[
+                "run",
+                "--data",
+                "d",
+                "--test-model",
+                "4",
+                "--models",
+                models,
+                "--force",
+                "--gallery-queries",
+                "0",
+                "--out",
+                "r4",
+            ],
+        )
+    };
+    ok(run2("clip,dinov2"));
+    assert!(dir.join("r4/predictions_dinov2.csv").exists());
+    ok(run2("clip"));
+    assert!(dir.join("r4/predictions_clip.csv").exists());
+    assert!(
+        !dir.join("r4/predictions_dinov2.csv").exists(),
+        "stale predictions kept"
+    );
 }

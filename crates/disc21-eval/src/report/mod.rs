@@ -149,6 +149,27 @@ pub fn check_output(dir: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// Removes `predictions_*.csv` files of `dir` that name no model of `result`.
+fn remove_stale_predictions(dir: &Path, result: &BenchmarkResult) -> Result<()> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReportError::Io { path, source }
+    };
+    let keep: Vec<String> = result
+        .models
+        .iter()
+        .map(|m| predictions_file(&m.name))
+        .collect();
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("predictions_") && name.ends_with(".csv") && !keep.contains(&name) {
+            std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
     crate::metrics::csv_write_atomic(path, text.as_bytes()).map_err(|e| match e {
         MetricsError::Io { path, source } => ReportError::Io { path, source },
@@ -157,7 +178,8 @@ pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Writes the whole report into `dir` (created if needed). Existing report files are refused
-/// unless `force`.
+/// unless `force`; with `force`, the predictions files of models this report does not hold
+/// (left by an earlier run with other models) are removed, so the folder is one report.
 pub fn write_report(
     dir: &Path,
     set: &EvalSet,
@@ -171,6 +193,9 @@ pub fn write_report(
         path: dir.to_path_buf(),
         source,
     })?;
+    if force {
+        remove_stale_predictions(dir, result)?;
+    }
     for m in &result.models {
         write_predictions(&dir.join(predictions_file(&m.name)), &m.predictions)?;
     }
