@@ -107,6 +107,15 @@ pub(crate) fn check_overwrite(path: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Names the inputs in an error from the index itself (a bad row, a duplicate id...).
+fn inputs(args: &Args) -> String {
+    format!(
+        "indexing {} (ids {})",
+        args.embeddings.display(),
+        args.ids.display()
+    )
+}
+
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     check_overwrite(&args.out, args.force)?;
@@ -136,8 +145,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let start = std::time::Instant::now();
     match args.kind {
         Kind::Flat => {
-            let index =
-                FlatIndex::from_vectors(d, metric, &ids, &data)?.with_model_id(args.model_id);
+            let index = FlatIndex::from_vectors(d, metric, &ids, &data)
+                .with_context(|| inputs(&args))?
+                .with_model_id(args.model_id.clone());
             index.write_faiss(&args.out)?;
         }
         Kind::Hnsw => {
@@ -147,8 +157,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ef_search: args.ef_search,
                 seed: args.seed,
             };
-            let index =
-                HnswIndex::build(d, metric, params, &ids, &data)?.with_model_id(args.model_id);
+            let index = HnswIndex::build(d, metric, params, &ids, &data)
+                .with_context(|| inputs(&args))?
+                .with_model_id(args.model_id.clone());
             index.save(&args.out)?;
         }
     }

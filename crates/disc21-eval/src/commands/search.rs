@@ -101,10 +101,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     if index.dim() != d {
-        bail!("queries have dimension {d}, the index {}", index.dim());
+        bail!(
+            "the queries in {} have dimension {d}, the index {} {}",
+            args.queries.display(),
+            args.index.display(),
+            index.dim()
+        );
     }
     let loaded = start.elapsed();
-    let results = index.search(&queries, args.k)?;
+    let results = index
+        .search(&queries, args.k)
+        .with_context(|| format!("searching with the queries of {}", args.queries.display()))?;
     let searched = start.elapsed() - loaded;
     let tmp = args.out.with_extension("csv.tmp");
     let write = || -> anyhow::Result<usize> {
