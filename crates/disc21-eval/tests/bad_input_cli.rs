@@ -257,6 +257,47 @@ fn search_index_and_metrics_catch_bad_ids_and_empty_inputs() {
         String::from_utf8_lossy(&out.stderr)
             .contains("none of the 4 predictions is a ground-truth pair")
     );
+    // Outputs into folders that do not exist yet: created, as embed and run do.
+    ok(cli(
+        dir,
+        &[
+            "index",
+            "--embeddings",
+            "e.npy",
+            "--ids",
+            "e.ids.txt",
+            "--kind",
+            "hnsw",
+            "--out",
+            "new/a/ix.vix",
+        ],
+    ));
+    ok(cli(
+        dir,
+        &[
+            "search",
+            "--index",
+            "new/a/ix.vix",
+            "--queries",
+            "e.npy",
+            "--query-ids",
+            "q.ids.txt",
+            "--out",
+            "new/b/p.csv",
+        ],
+    ));
+    ok(cli(
+        dir,
+        &[
+            "preprocess",
+            "--model",
+            "clip",
+            "imgs/a.jpg",
+            "--out",
+            "new/c/px.npy",
+        ],
+    ));
+    assert!(dir.join("new/b/p.csv").exists() && dir.join("new/c/px.npy").exists());
     // Nothing to index.
     embed_core::npy::write_f32_file(
         &dir.join("none.npy"),

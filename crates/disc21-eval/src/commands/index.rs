@@ -122,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.kind == Kind::Flat {
         check_overwrite(&vecindex::faiss_io::sidecar_path(&args.out), args.force)?;
     }
+    super::create_parent(&args.out)?;
     let (data, n, d) = read_matrix(&args.embeddings)?;
     if n == 0 {
         bail!(

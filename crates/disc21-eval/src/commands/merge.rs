@@ -45,6 +45,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         bail!("{} exists (use --force to overwrite)", existing.display());
     }
+    for p in outputs {
+        super::create_parent(p)?;
+    }
     let mut shards = Vec::new();
     for input in &args.inputs {
         let meta_path = sidecar(input, "meta.json");

@@ -10,6 +10,9 @@ pub mod preprocess;
 pub mod run;
 pub mod search;
 
+use std::path::Path;
+
+use anyhow::Context as _;
 use disc21_eval::pipeline::ResizeOn;
 
 /// Where and how a model runs: the options `embed`, `bench` and `run` share.
@@ -124,4 +127,13 @@ pub(crate) fn device(s: &str) -> Result<String, String> {
     } else {
         Err(format!("`{s}`: expected cpu, cuda, cuda:N or auto"))
     }
+}
+
+/// Creates the folder an output file goes into (as `embed` and `run` do for theirs).
+pub(crate) fn create_parent(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the folder {}", dir.display()))?;
+    }
+    Ok(())
 }

@@ -53,6 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.out.display()
         );
     }
+    super::create_parent(&args.out)?;
     let defaults = match args.model {
         ModelKind::Clip => PreprocessSpec::clip(),
         ModelKind::Dinov2 => PreprocessSpec::dinov2(),

@@ -46,6 +46,7 @@ pub struct Args {
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     check_overwrite(&args.out, args.force)?;
+    super::create_parent(&args.out)?;
     let (queries, nq, d) = read_matrix(&args.queries)?;
     let qids = read_id_lines(&args.query_ids)?;
     if qids.len() != nq {
