@@ -135,13 +135,46 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             log::debug!("{err:?}");
+            let message = error_message(&err);
             match real_stderr {
                 Some(mut f) => {
-                    let _ = std::io::Write::write_fmt(&mut f, format_args!("error: {err:#}\n"));
+                    let _ = std::io::Write::write_fmt(&mut f, format_args!("error: {message}\n"));
                 }
-                None => eprintln!("error: {err:#}"),
+                None => eprintln!("error: {message}"),
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes joined by `: `, like anyhow's `{:#}`, but without a cause whose
+/// text the message already ends with (our error types print their source in their own
+/// message, so `{:#}` would repeat it: "x: No such file (os error 2): No such file (os error 2)").
+fn error_message(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.is_empty() {
+            message = text;
+        } else if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_message;
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let inner = anyhow::Error::new(io).context("x.npy: No such file");
+        let err = inner.context("reading x.npy");
+        assert_eq!(error_message(&err), "reading x.npy: x.npy: No such file");
+        let plain = anyhow::anyhow!("root").context("outer");
+        assert_eq!(error_message(&plain), "outer: root");
     }
 }
