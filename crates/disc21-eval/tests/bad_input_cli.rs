@@ -6,6 +6,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// `args` split at spaces (none of these tests' arguments holds one).
+fn sh(dir: &Path, args: &str) -> Output {
+    cli(dir, &args.split_whitespace().collect::<Vec<_>>())
+}
+
 fn cli(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_disc21-eval"))
         .current_dir(dir)
@@ -52,81 +57,28 @@ fn embed_refuses_clashing_outputs_ids_and_empty_inputs() {
     let dir = tmp.path();
     two_images(dir);
     // --ids equal to --out: the ids would replace the embeddings.
-    let out = cli(
+    let out = sh(
         dir,
-        &[
-            "embed",
-            "--test-model",
-            "4",
-            "--images",
-            "imgs",
-            "--out",
-            "e.npy",
-            "--ids",
-            "e.npy",
-        ],
+        "embed --test-model 4 --images imgs --out e.npy --ids e.npy",
     );
     fails_with(&out, &["e.npy", "two outputs"]);
     assert!(!dir.join("e.npy").exists());
     // Two files with one id.
     std::fs::copy(dir.join("imgs/a.jpg"), dir.join("imgs/b.jpg")).unwrap();
-    let out = cli(
-        dir,
-        &[
-            "embed",
-            "--test-model",
-            "4",
-            "--images",
-            "imgs",
-            "--out",
-            "e.npy",
-        ],
-    );
+    let out = sh(dir, "embed --test-model 4 --images imgs --out e.npy");
     fails_with(&out, &["b.jpg", "b.png", "`b`"]);
     // An empty folder and an empty list.
     std::fs::create_dir(dir.join("empty")).unwrap();
-    let out = cli(
-        dir,
-        &[
-            "embed",
-            "--test-model",
-            "4",
-            "--images",
-            "empty",
-            "--out",
-            "e.npy",
-        ],
-    );
+    let out = sh(dir, "embed --test-model 4 --images empty --out e.npy");
     fails_with(&out, &["no files in empty"]);
     std::fs::write(dir.join("list.txt"), "# nothing\n").unwrap();
-    let out = cli(
-        dir,
-        &[
-            "embed",
-            "--test-model",
-            "4",
-            "--list",
-            "list.txt",
-            "--out",
-            "e.npy",
-        ],
-    );
+    let out = sh(dir, "embed --test-model 4 --list list.txt --out e.npy");
     fails_with(&out, &["list.txt names no file"]);
     // Absurd worker counts are refused, not a crash.
     std::fs::remove_file(dir.join("imgs/b.jpg")).unwrap();
-    let out = cli(
+    let out = sh(
         dir,
-        &[
-            "embed",
-            "--test-model",
-            "4",
-            "--images",
-            "imgs",
-            "--out",
-            "e.npy",
-            "--workers",
-            "18446744073709551615",
-        ],
+        "embed --test-model 4 --images imgs --out e.npy --workers 18446744073709551615",
     );
     usage_error(&out, &["--workers", "outside 0..=1024"]);
 }
@@ -143,159 +95,56 @@ fn search_index_and_metrics_catch_bad_ids_and_empty_inputs() {
             String::from_utf8_lossy(&out.stderr)
         )
     };
-    ok(cli(
+    ok(sh(dir, "embed --test-model 4 --images imgs --out e.npy"));
+    ok(sh(
         dir,
-        &[
-            "embed",
-            "--test-model",
-            "4",
-            "--images",
-            "imgs",
-            "--out",
-            "e.npy",
-        ],
-    ));
-    ok(cli(
-        dir,
-        &[
-            "index",
-            "--embeddings",
-            "e.npy",
-            "--ids",
-            "e.ids.txt",
-            "--kind",
-            "flat",
-            "--out",
-            "ix.faiss",
-        ],
+        "index --embeddings e.npy --ids e.ids.txt --kind flat --out ix.faiss",
     ));
     // A query id twice: refused before anything is written.
     std::fs::write(dir.join("q.ids.txt"), "Q1\nQ1\n").unwrap();
-    let out = cli(
+    let out = sh(
         dir,
-        &[
-            "search",
-            "--index",
-            "ix.faiss",
-            "--queries",
-            "e.npy",
-            "--query-ids",
-            "q.ids.txt",
-            "--k",
-            "2",
-            "--out",
-            "p.csv",
-        ],
+        "search --index ix.faiss --queries e.npy --query-ids q.ids.txt --k 2 --out p.csv",
     );
     fails_with(&out, &["q.ids.txt", "\"Q1\"", "lines 1 and 2"]);
     // A reference id the CSV cannot hold: an error, and no temporary file left behind.
     // (`index` refuses such ids; a FAISS sidecar written elsewhere can still hold one.)
-    ok(cli(
+    ok(sh(
         dir,
-        &[
-            "index",
-            "--embeddings",
-            "e.npy",
-            "--ids",
-            "e.ids.txt",
-            "--kind",
-            "flat",
-            "--out",
-            "bad.faiss",
-        ],
+        "index --embeddings e.npy --ids e.ids.txt --kind flat --out bad.faiss",
     ));
     std::fs::write(dir.join("bad.faiss.ids"), "a,b\nc\n").unwrap();
     std::fs::write(dir.join("q.ids.txt"), "Q1\nQ2\n").unwrap();
-    let out = cli(
+    let out = sh(
         dir,
-        &[
-            "search",
-            "--index",
-            "bad.faiss",
-            "--queries",
-            "e.npy",
-            "--query-ids",
-            "q.ids.txt",
-            "--k",
-            "2",
-            "--out",
-            "p.csv",
-        ],
+        "search --index bad.faiss --queries e.npy --query-ids q.ids.txt --k 2 --out p.csv",
     );
     fails_with(&out, &["\"a,b\""]);
     assert!(!dir.join("p.csv.tmp").exists() && !dir.join("p.csv").exists());
     // Predictions whose ids match nothing in the ground truth: scored, with a warning.
-    ok(cli(
+    ok(sh(
         dir,
-        &[
-            "search",
-            "--index",
-            "ix.faiss",
-            "--queries",
-            "e.npy",
-            "--query-ids",
-            "q.ids.txt",
-            "--k",
-            "2",
-            "--out",
-            "p.csv",
-        ],
+        "search --index ix.faiss --queries e.npy --query-ids q.ids.txt --k 2 --out p.csv",
     ));
     std::fs::write(dir.join("gt.csv"), "query_id,reference_id\nZ1,R1\nZ2,\n").unwrap();
-    let out = cli(
-        dir,
-        &[
-            "metrics",
-            "--predictions",
-            "p.csv",
-            "--ground-truth",
-            "gt.csv",
-        ],
-    );
+    let out = sh(dir, "metrics --predictions p.csv --ground-truth gt.csv");
     assert!(out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("none of the 4 predictions is a ground-truth pair")
     );
     // Outputs into folders that do not exist yet: created, as embed and run do.
-    ok(cli(
+    ok(sh(
         dir,
-        &[
-            "index",
-            "--embeddings",
-            "e.npy",
-            "--ids",
-            "e.ids.txt",
-            "--kind",
-            "hnsw",
-            "--out",
-            "new/a/ix.vix",
-        ],
+        "index --embeddings e.npy --ids e.ids.txt --kind hnsw --out new/a/ix.vix",
     ));
-    ok(cli(
+    ok(sh(
         dir,
-        &[
-            "search",
-            "--index",
-            "new/a/ix.vix",
-            "--queries",
-            "e.npy",
-            "--query-ids",
-            "q.ids.txt",
-            "--out",
-            "new/b/p.csv",
-        ],
+        "search --index new/a/ix.vix --queries e.npy --query-ids q.ids.txt --out new/b/p.csv",
     ));
-    ok(cli(
+    ok(sh(
         dir,
-        &[
-            "preprocess",
-            "--model",
-            "clip",
-            "imgs/a.jpg",
-            "--out",
-            "new/c/px.npy",
-        ],
+        "preprocess --model clip imgs/a.jpg --out new/c/px.npy",
     ));
     assert!(dir.join("new/b/p.csv").exists() && dir.join("new/c/px.npy").exists());
     // Nothing to index.
@@ -306,19 +155,9 @@ fn search_index_and_metrics_catch_bad_ids_and_empty_inputs() {
     .unwrap();
     std::fs::write(dir.join("none.ids.txt"), "").unwrap();
     for kind in ["flat", "hnsw"] {
-        let out = cli(
+        let out = sh(
             dir,
-            &[
-                "index",
-                "--embeddings",
-                "none.npy",
-                "--ids",
-                "none.ids.txt",
-                "--kind",
-                kind,
-                "--out",
-                "n.idx",
-            ],
+            &format!("index --embeddings none.npy --ids none.ids.txt --kind {kind} --out n.idx"),
         );
         fails_with(&out, &["none.npy holds no vectors"]);
     }
@@ -329,143 +168,47 @@ fn search_index_and_metrics_catch_bad_ids_and_empty_inputs() {
 fn out_of_range_values_are_usage_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let cases: &[(&[&str], &str)] = &[
+    let cases: &[(&str, &str)] = &[
         (
-            &[
-                "embed",
-                "--images",
-                "x",
-                "--out",
-                "y.npy",
-                "--batch-size",
-                "0",
-            ],
+            "embed --images x --out y.npy --batch-size 0",
             "--batch-size",
         ),
         (
-            &[
-                "embed",
-                "--images",
-                "x",
-                "--out",
-                "y.npy",
-                "--chunk-size",
-                "0",
-            ],
+            "embed --images x --out y.npy --chunk-size 0",
             "--chunk-size",
         ),
         (
-            &[
-                "embed",
-                "--images",
-                "x",
-                "--out",
-                "y.npy",
-                "--max-failure-rate",
-                "2",
-            ],
+            "embed --images x --out y.npy --max-failure-rate 2",
             "--max-failure-rate",
         ),
         (
-            &[
-                "embed",
-                "--images",
-                "x",
-                "--out",
-                "y.npy",
-                "--max-failure-rate",
-                "nan",
-            ],
+            "embed --images x --out y.npy --max-failure-rate nan",
             "--max-failure-rate",
         ),
+        ("embed --images x --out y.npy --device tpu", "--device"),
         (
-            &[
-                "embed", "--images", "x", "--out", "y.npy", "--device", "tpu",
-            ],
-            "--device",
-        ),
-        (
-            &[
-                "embed",
-                "--images",
-                "x",
-                "--out",
-                "y.npy",
-                "--precision",
-                "bogus",
-            ],
+            "embed --images x --out y.npy --precision bogus",
             "--precision",
         ),
+        ("index --embeddings e.npy --ids i.txt --out o --m 0", "--m"),
         (
-            &[
-                "index",
-                "--embeddings",
-                "e.npy",
-                "--ids",
-                "i.txt",
-                "--out",
-                "o",
-                "--m",
-                "0",
-            ],
-            "--m",
-        ),
-        (
-            &[
-                "search",
-                "--index",
-                "i",
-                "--queries",
-                "q.npy",
-                "--query-ids",
-                "q.txt",
-                "--out",
-                "p.csv",
-                "--k",
-                "0",
-            ],
+            "search --index i --queries q.npy --query-ids q.txt --out p.csv --k 0",
             "--k",
         ),
         (
-            &[
-                "search",
-                "--index",
-                "i",
-                "--queries",
-                "q.npy",
-                "--query-ids",
-                "q.txt",
-                "--out",
-                "p.csv",
-                "--ef",
-                "0",
-            ],
+            "search --index i --queries q.npy --query-ids q.txt --out p.csv --ef 0",
             "--ef",
         ),
         (
-            &[
-                "metrics",
-                "--predictions",
-                "p.csv",
-                "--ground-truth",
-                "g.csv",
-                "--top-k",
-                "0",
-            ],
+            "metrics --predictions p.csv --ground-truth g.csv --top-k 0",
             "--top-k",
         ),
-        (
-            &["generate", "--out", "g", "--references", "0"],
-            "--references",
-        ),
-        (&["run", "--data", "d", "--out", "r", "--k", "0"], "--k"),
-        (
-            &["bench", "--test-model", "4", "--model-iters", "0"],
-            "--model-iters",
-        ),
+        ("generate --out g --references 0", "--references"),
+        ("run --data d --out r --k 0", "--k"),
+        ("bench --test-model 4 --model-iters 0", "--model-iters"),
     ];
     for (args, flag) in cases {
-        usage_error(&cli(dir, args), &[flag]);
+        usage_error(&sh(dir, args), &[flag]);
     }
     assert_eq!(
         std::fs::read_dir(dir).unwrap().count(),
@@ -478,21 +221,9 @@ fn out_of_range_values_are_usage_errors() {
 fn generate_bench_and_run_refuse_out_of_range_options() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let out = cli(
+    let out = sh(
         dir,
-        &[
-            "generate",
-            "--out",
-            "g",
-            "--references",
-            "4",
-            "--queries",
-            "2",
-            "--min-side",
-            "100000",
-            "--max-side",
-            "100000",
-        ],
+        "generate --out g --references 4 --queries 2 --min-side 100000 --max-side 100000",
     );
     usage_error(&out, &["--min-side", "outside 32..=8192"]);
     assert!(
@@ -500,18 +231,7 @@ fn generate_bench_and_run_refuse_out_of_range_options() {
         "generate left folders behind"
     );
     // --json into a folder that does not exist: refused before the benchmark runs.
-    let out = cli(
-        dir,
-        &[
-            "bench",
-            "--test-model",
-            "4",
-            "--n-images",
-            "2",
-            "--json",
-            "nodir/b.json",
-        ],
-    );
+    let out = sh(dir, "bench --test-model 4 --n-images 2 --json nodir/b.json");
     fails_with(&out, &["nodir/b.json", "no folder nodir"]);
     // run: k and top-k are checked, and a huge k is clamped to the references, not allocated.
     let ok = |out: Output| {
@@ -521,65 +241,28 @@ fn generate_bench_and_run_refuse_out_of_range_options() {
             String::from_utf8_lossy(&out.stderr)
         )
     };
-    ok(cli(
+    ok(sh(
         dir,
-        &[
-            "generate",
-            "--out",
-            "d",
-            "--references",
-            "6",
-            "--queries",
-            "4",
-            "--min-side",
-            "64",
-            "--max-side",
-            "96",
-        ],
+        "generate --out d --references 6 --queries 4 --min-side 64 --max-side 96",
     ));
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "run",
-            "--data",
-            "d",
-            "--test-model",
-            "4",
-            "--models",
-            "clip",
-            "--force",
-            "--gallery-queries",
-            "0",
-        ];
-        args.extend_from_slice(extra);
-        cli(dir, &args)
+    let run = |extra: &str| {
+        sh(
+            dir,
+            &format!(
+                "run --data d --test-model 4 --models clip --force --gallery-queries 0 {extra}"
+            ),
+        )
     };
-    usage_error(
-        &run(&["--out", "r1", "--top-k", "0"]),
-        &["--top-k", "at least 1"],
-    );
-    fails_with(
-        &run(&["--out", "r2", "--k", "3", "--top-k", "5"]),
-        &["--top-k, 5", "--k, 3"],
-    );
-    ok(run(&["--out", "r3", "--k", "1000000000"]));
+    usage_error(&run("--out r1 --top-k 0"), &["--top-k", "at least 1"]);
+    fails_with(&run("--out r2 --k 3 --top-k 5"), &["--top-k, 5", "--k, 3"]);
+    ok(run("--out r3 --k 1000000000"));
     // --force over a report of more models: their predictions do not linger in the new one.
     let run2 = |models: &str| {
-        cli(
+        sh(
             dir,
-            &[
-                "run",
-                "--data",
-                "d",
-                "--test-model",
-                "4",
-                "--models",
-                models,
-                "--force",
-                "--gallery-queries",
-                "0",
-                "--out",
-                "r4",
-            ],
+            &format!(
+                "run --data d --test-model 4 --models {models} --force --gallery-queries 0 --out r4"
+            ),
         )
     };
     ok(run2("clip,dinov2"));
