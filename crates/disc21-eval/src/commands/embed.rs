@@ -112,20 +112,25 @@ pub struct EmbedMeta {
     pub normalized: bool,
 }
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
+/// Writes what `write` writes to `path` through a synced temporary file and a rename; on an
+/// error the temporary file is removed, so nothing half-written stays behind.
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
     let tmp = sidecar_tmp(path);
-    let mut f = std::io::BufWriter::new(
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
-    );
-    write(&mut f).with_context(|| format!("writing {}", tmp.display()))?;
-    let f = f.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    let attempt = || -> anyhow::Result<()> {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+        );
+        write(&mut f).with_context(|| format!("writing {}", tmp.display()))?;
+        let f = f.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+    };
+    attempt().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 fn sidecar_tmp(path: &Path) -> PathBuf {
@@ -213,6 +218,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         && let Some(existing) = outputs.iter().find(|p| p.exists())
     {
         bail!("{} exists (use --force to overwrite)", existing.display());
+    }
+    for p in &outputs {
+        super::create_parent(p)?;
     }
     let all = match (&args.images, &args.list) {
         (Some(dir), None) => list_images(dir)?,

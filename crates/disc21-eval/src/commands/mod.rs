@@ -129,7 +129,7 @@ pub(crate) fn device(s: &str) -> Result<String, String> {
     }
 }
 
-/// Creates the folder an output file goes into (as `embed` and `run` do for theirs).
+/// Creates the folder an output file goes into, before a command's work starts.
 pub(crate) fn create_parent(path: &Path) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)

@@ -1,6 +1,5 @@
 //! `disc21-eval search`: searches an index with query embeddings, writes predictions CSV.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,6 +7,7 @@ use anyhow::{Context, bail};
 use vecindex::faiss_io::{IdSource, ReadOptions};
 use vecindex::{FlatIndex, HnswIndex, IndexKind, VectorIndex, peek_kind};
 
+use super::embed::write_atomic;
 use super::index::{check_overwrite, read_id_lines, read_matrix};
 
 /// Arguments of `disc21-eval search`.
@@ -114,38 +114,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .search(&queries, args.k)
         .with_context(|| format!("searching with the queries of {}", args.queries.display()))?;
     let searched = start.elapsed() - loaded;
-    let tmp = args.out.with_extension("csv.tmp");
-    let write = || -> anyhow::Result<usize> {
-        let file =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut w = std::io::BufWriter::new(file);
-        writeln!(w, "query_id,reference_id,score")?;
-        let mut rows = 0usize;
-        for (qid, hits) in qids.iter().zip(&results) {
-            for h in hits {
-                let rid = index
-                    .id(h.row)
-                    .context("search returned a row without an id")?;
-                if rid.contains([',', '"']) {
-                    bail!("reference id {rid:?} holds a comma or quote");
-                }
-                writeln!(w, "{qid},{rid},{}", h.score)?;
-                rows += 1;
+    // Every row's reference id, checked before anything is written.
+    let mut rows: Vec<(&str, &str, f32)> = Vec::with_capacity(results.iter().map(Vec::len).sum());
+    for (qid, hits) in qids.iter().zip(&results) {
+        for h in hits {
+            let rid = index
+                .id(h.row)
+                .context("search returned a row without an id")?;
+            if rid.contains([',', '"']) {
+                bail!("reference id {rid:?} holds a comma or quote");
             }
+            rows.push((qid, rid, h.score));
         }
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, &args.out)
-            .with_context(|| format!("writing {}", args.out.display()))?;
-        Ok(rows)
-    };
-    let rows = match write() {
-        Ok(rows) => rows,
-        Err(e) => {
-            // Nothing half-written stays behind.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
+    }
+    write_atomic(&args.out, |w| {
+        writeln!(w, "query_id,reference_id,score")?;
+        rows.iter()
+            .try_for_each(|(qid, rid, score)| writeln!(w, "{qid},{rid},{score}"))
+    })?;
+    let rows = rows.len();
     eprintln!(
         "{nq} queries, k = {}, {:?} index of {} vectors ({}): loaded in {loaded:.2?}, searched in {searched:.2?}; {rows} rows -> {}",
         args.k,
