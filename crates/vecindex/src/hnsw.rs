@@ -120,11 +120,8 @@ impl Distance<f32> for HnswDistance {
 /// straight into the flat arrays and holds its vectors once; `hnsw_rs`'s graph is rebuilt from
 /// them only if the index is added to.
 pub struct HnswIndex {
-    /// `hnsw_rs`'s graph, which inserts: after `new`, `build` and `add`; `None` after a load
-    /// until the first `add`.
-    hnsw: Option<Hnsw<'static, f32, HnswDistance>>,
-    /// After a load (until an `add`): how to write the graph back as an `hnsw_rs` dump.
-    dump_layout: Option<DumpLayout>,
+    /// What inserts and saves: `hnsw_rs`'s graph, or for a loaded index the dump layout.
+    source: Source,
     /// The flat copy searches use, made on first use (at load, by the load); reset by `add`.
     graph: OnceLock<std::result::Result<Graph, String>>,
     dim: usize,
@@ -132,6 +129,15 @@ pub struct HnswIndex {
     params: HnswParams,
     ids: IdMap,
     model_id: String,
+}
+
+/// Where an index's graph lives besides the flat copy searches use.
+enum Source {
+    /// `hnsw_rs`'s graph, which inserts and dumps itself: after `new`, `build` and `add`.
+    HnswRs(Hnsw<'static, f32, HnswDistance>),
+    /// A loaded index, not added to since: the flat copy is the only graph, written back as an
+    /// `hnsw_rs` dump with this layout (to save, or to rebuild `hnsw_rs`'s graph for `add`).
+    Loaded(DumpLayout),
 }
 
 impl std::fmt::Debug for HnswIndex {
@@ -161,8 +167,7 @@ impl HnswIndex {
             HnswDistance { metric },
         );
         Ok(Self {
-            hnsw: Some(hnsw),
-            dump_layout: None,
+            source: Source::HnswRs(hnsw),
             graph: OnceLock::new(),
             dim,
             metric,
@@ -233,10 +238,10 @@ impl HnswIndex {
     /// The flat copy of the graph, made on first use.
     fn graph(&self) -> Result<&Graph> {
         self.graph
-            .get_or_init(|| match &self.hnsw {
-                Some(hnsw) => Graph::export(hnsw, self.metric, self.dim, self.ids.len()),
+            .get_or_init(|| match &self.source {
+                Source::HnswRs(hnsw) => Graph::export(hnsw, self.metric, self.dim, self.ids.len()),
                 // A loaded index's graph is made by the load, so this is not reached.
-                None => Err("no graph".into()),
+                Source::Loaded(_) => Err("no graph".into()),
             })
             .as_ref()
             .map_err(|e| Error::Hnsw(format!("cannot export the graph: {e}")))
@@ -244,14 +249,7 @@ impl HnswIndex {
 
     /// A loaded index's `hnsw_rs` graph, rebuilt by handing `hnsw_rs` the dump of the flat copy.
     fn reload_hnsw_rs(&self) -> Result<Hnsw<'static, f32, HnswDistance>> {
-        let layout = self
-            .dump_layout
-            .as_ref()
-            .ok_or_else(|| Error::Hnsw("no hnsw_rs graph and nothing to rebuild it from".into()))?;
-        let (graph, data) = self
-            .graph()?
-            .write_dump(layout, &HnswDistance::new(self.metric))
-            .map_err(Error::Hnsw)?;
+        let (graph, data) = self.dump_bytes()?;
         hnsw_rs_load(
             Path::new("<loaded index>"),
             &graph,
@@ -274,9 +272,9 @@ impl HnswIndex {
         check_queries(queries, self.dim, k)?;
         check_ef(ef)?;
         let reloaded;
-        let hnsw = match &self.hnsw {
-            Some(h) => h,
-            None => {
+        let hnsw = match &self.source {
+            Source::HnswRs(h) => h,
+            Source::Loaded(_) => {
                 reloaded = self.reload_hnsw_rs()?;
                 &reloaded
             }
@@ -290,7 +288,7 @@ impl HnswIndex {
     /// Whether `hnsw_rs`'s own graph (a second copy of the vectors, needed to insert) is held:
     /// after a build or `add`, not after a load.
     pub fn holds_hnsw_rs_graph(&self) -> bool {
-        self.hnsw.is_some()
+        matches!(self.source, Source::HnswRs(_))
     }
 
     /// Bytes held by the flat copy searches use (0 after a build or `add`, before the first
@@ -358,15 +356,14 @@ impl HnswIndex {
                 "an empty HNSW index cannot be saved (its graph has no entry point yet)".into(),
             ));
         }
-        let Some(hnsw) = &self.hnsw else {
-            let layout = self
-                .dump_layout
-                .as_ref()
-                .ok_or_else(|| Error::Hnsw("no graph to save".into()))?;
-            return self
-                .graph()?
-                .write_dump(layout, &HnswDistance::new(self.metric))
-                .map_err(Error::Hnsw);
+        let hnsw = match &self.source {
+            Source::HnswRs(hnsw) => hnsw,
+            Source::Loaded(layout) => {
+                return self
+                    .graph()?
+                    .write_dump(layout, &HnswDistance::new(self.metric))
+                    .map_err(Error::Hnsw);
+            }
         };
         let dir = tempfile::tempdir().map_err(io_err(Path::new("<temporary directory>")))?;
         let base = hnsw
@@ -446,8 +443,7 @@ impl HnswIndex {
         )
         .map_err(|m| format_err(path, m))?;
         Ok(Self {
-            hnsw: None,
-            dump_layout: Some(layout),
+            source: Source::Loaded(layout),
             graph: OnceLock::from(Ok(graph)),
             dim: l.dim,
             metric: l.metric,
@@ -535,17 +531,16 @@ impl VectorIndex for HnswIndex {
             .iter()
             .map(|&i| (&vectors[i * self.dim..(i + 1) * self.dim], first + i))
             .collect();
-        let mut hnsw = match self.hnsw.take() {
-            Some(h) => h,
+        if let Source::Loaded(_) = self.source {
             // A loaded index: hnsw_rs's graph first, from the flat copy.
-            None => self.reload_hnsw_rs()?,
-        };
+            self.source = Source::HnswRs(self.reload_hnsw_rs()?);
+        }
         self.graph = OnceLock::new();
-        self.dump_layout = None;
-        hnsw.set_searching_mode(false);
-        hnsw.parallel_insert_slice(&batch);
-        hnsw.set_searching_mode(true);
-        self.hnsw = Some(hnsw);
+        if let Source::HnswRs(hnsw) = &mut self.source {
+            hnsw.set_searching_mode(false);
+            hnsw.parallel_insert_slice(&batch);
+            hnsw.set_searching_mode(true);
+        }
         self.ids.extend(ids)
     }
 
