@@ -67,11 +67,7 @@ fn python_times(dir: &Path, family: &str, threads: i32, precision: Precision) ->
 
 fn bench_model(c: &mut Criterion, name: &str, family: &str, model: &dyn TorchEmbedder, dir: &Path) {
     let _guard = tch::no_grad_guard();
-    let precision = match model.kind() {
-        Kind::BFloat16 => Precision::Bf16,
-        Kind::Half => Precision::F16,
-        _ => Precision::F32,
-    };
+    let precision = Precision::of_kind(model.kind()).unwrap_or_default();
     let x = Tensor::randn([BATCH, 3, 224, 224], (Kind::Float, Device::Cpu)).to_kind(model.kind());
     for _ in 0..2 {
         drop(model.embed_tensor(&x).unwrap());

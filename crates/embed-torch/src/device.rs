@@ -18,22 +18,12 @@ use crate::error::{Error, Result};
 /// ```
 pub fn parse_device(s: &str) -> Result<Device> {
     crate::cuda_link::keep_cuda_linked();
-    let s = s.trim().to_ascii_lowercase();
-    let device = match s.as_str() {
-        "cpu" => return Ok(Device::Cpu),
-        "auto" => return Ok(Device::cuda_if_available()),
-        "cuda" | "gpu" => Device::Cuda(0),
-        other => match other.strip_prefix("cuda:") {
-            Some(n) => Device::Cuda(n.parse::<usize>().map_err(|_| {
-                Error::Device(format!("`{other}`: expected cpu, cuda, cuda:N or auto"))
-            })?),
-            None => {
-                return Err(Error::Device(format!(
-                    "`{other}`: expected cpu, cuda, cuda:N or auto"
-                )));
-            }
-        },
+    let device = match device_name(s)? {
+        DeviceName::Cpu => return Ok(Device::Cpu),
+        DeviceName::Auto => return Ok(Device::cuda_if_available()),
+        DeviceName::Cuda(n) => Device::Cuda(n),
     };
+    let s = s.trim().to_ascii_lowercase();
     let count = tch::Cuda::device_count();
     if let Device::Cuda(n) = device
         && (n as i64) >= count
@@ -43,6 +33,39 @@ pub fn parse_device(s: &str) -> Result<Device> {
         )));
     }
     Ok(device)
+}
+
+/// A device as named on a command line, before libtorch is asked whether it exists.
+enum DeviceName {
+    Cpu,
+    Auto,
+    Cuda(usize),
+}
+
+/// Reads `cpu`, `cuda` (or `gpu`), `cuda:N` or `auto`, any case.
+fn device_name(s: &str) -> Result<DeviceName> {
+    let s = s.trim().to_ascii_lowercase();
+    match s.as_str() {
+        "cpu" => Ok(DeviceName::Cpu),
+        "auto" => Ok(DeviceName::Auto),
+        "cuda" | "gpu" => Ok(DeviceName::Cuda(0)),
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .map(DeviceName::Cuda)
+            .ok_or_else(|| Error::Device(format!("`{other}`: expected cpu, cuda, cuda:N or auto"))),
+    }
+}
+
+/// Checks that `s` names a device the way [`parse_device`] reads it, without asking libtorch
+/// whether that device exists (for command-line parsing, before any work).
+///
+/// ```
+/// assert!(embed_torch::check_device_name("CUDA:1").is_ok());
+/// assert!(embed_torch::check_device_name("tpu").is_err());
+/// ```
+pub fn check_device_name(s: &str) -> Result<()> {
+    device_name(s).map(|_| ())
 }
 
 /// The floating-point precision weights and activations are kept in.
@@ -58,6 +81,19 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// The precision of a libtorch kind, `None` for a kind that is none of the three.
+    ///
+    /// ```
+    /// use embed_torch::Precision;
+    /// assert_eq!(Precision::of_kind(tch::Kind::BFloat16), Some(Precision::Bf16));
+    /// assert_eq!(Precision::of_kind(tch::Kind::Int), None);
+    /// ```
+    pub fn of_kind(kind: Kind) -> Option<Self> {
+        [Self::F32, Self::F16, Self::Bf16]
+            .into_iter()
+            .find(|p| p.kind() == kind)
+    }
+
     /// The libtorch kind.
     pub fn kind(self) -> Kind {
         match self {

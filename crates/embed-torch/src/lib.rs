@@ -35,7 +35,7 @@ pub mod hub;
 pub mod vit;
 pub mod weights;
 
-pub use device::{Precision, TorchOptions, parse_device};
+pub use device::{Precision, TorchOptions, check_device_name, parse_device};
 pub use embedder::{
     TorchEmbedder, array4_to_tensor, check_pixels, embed_array_with, tensor_to_array2,
 };

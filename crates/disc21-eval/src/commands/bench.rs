@@ -11,7 +11,7 @@ use disc21_eval::models::{ModelKind, ModelOptions, load_torch_embedder};
 use disc21_eval::pipeline::test_model::GridMeanEmbedder;
 use disc21_eval::pipeline::{ExtractOptions, Extraction, Model, extract, list_images};
 use embed_core::{Embedder, PreprocessSpec};
-use embed_torch::TorchEmbedder;
+use embed_torch::{Precision, TorchEmbedder};
 use ndarray::{Array2, Array4, ArrayView4};
 use rand::{Rng, SeedableRng};
 
@@ -284,10 +284,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Model::Host(_) => false,
     };
     let precision = match model {
-        Model::Torch(t) => t.kind(),
-        Model::Host(_) => tch::Kind::Float,
+        Model::Torch(t) => Precision::of_kind(t.kind()).unwrap_or_default(),
+        Model::Host(_) => Precision::F32,
     };
-    if args.compare_f32 && (args.test_model.is_some() || precision == tch::Kind::Float) {
+    if args.compare_f32 && (args.test_model.is_some() || precision == Precision::F32) {
         bail!("--compare-f32 compares a model run with --precision f16 or bf16 against f32");
     }
     let tmp;
@@ -531,11 +531,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(a) = &vs_f32 {
-        let p = if precision == tch::Kind::Half {
-            "f16"
-        } else {
-            "bf16"
-        };
+        let p = precision.as_str();
         println!(
             "| {p} vs f32 embeddings: cosine mean / min | {:.6} / {:.6} | | |",
             a.mean_cosine, a.min_cosine

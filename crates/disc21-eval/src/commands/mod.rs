@@ -118,15 +118,9 @@ pub(crate) fn precision(s: &str) -> Result<String, String> {
 /// `cpu`, `cuda`, `cuda:N`, `gpu` or `auto`, kept as given; whether the device exists is
 /// checked when the model loads.
 pub(crate) fn device(s: &str) -> Result<String, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let ok = matches!(t.as_str(), "cpu" | "cuda" | "gpu" | "auto")
-        || t.strip_prefix("cuda:")
-            .is_some_and(|n| n.parse::<usize>().is_ok());
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(format!("`{s}`: expected cpu, cuda, cuda:N or auto"))
-    }
+    embed_torch::check_device_name(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Creates the folder an output file goes into, before a command's work starts.
