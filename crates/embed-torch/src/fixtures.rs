@@ -50,6 +50,15 @@ pub fn generate(family: &str, full: bool) -> Result<PathBuf, String> {
     if dir.join("DONE").is_file() {
         return Ok(dir);
     }
+    // One generation at a time in this process: the temporary folder below is named after the
+    // process, so two tests of one binary generating at once would clear each other's files
+    // (seen in CI: a test read a config.json another thread was rewriting). Other processes
+    // use their own folder and the rename below.
+    static GENERATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = GENERATING.lock().unwrap_or_else(|e| e.into_inner());
+    if dir.join("DONE").is_file() {
+        return Ok(dir);
+    }
     let tmp = root.join(format!("{tag}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let mut cmd = Command::new(python()?);
