@@ -13,5 +13,12 @@ BIN=target/release/disc21-eval
 readelf -d "$BIN" | grep -q 'libtorch_cuda.so' || { echo "libtorch_cuda.so is not NEEDED by $BIN" >&2; exit 1; }
 mkdir -p .devcarry
 strip -o .devcarry/disc21-eval "$BIN"
+# The binary's system libraries besides libtorch and glibc (fontconfig and freetype, for the
+# report plots' text, and what they load), as a fallback: the device image may lack them, and the
+# run script puts .devcarry/lib on the library path only when the loader cannot find them there.
+rm -rf .devcarry/lib && mkdir -p .devcarry/lib
+ldd "$BIN" | awk '$3 ~ /^\/(usr\/)?lib/ {print $3}' \
+  | grep -vE '/(libc|libm|libdl|libpthread|librt|libutil|libgcc_s|libstdc\+\+|ld-linux[^/]*)\.so' \
+  | while read -r lib; do cp -L "$lib" .devcarry/lib/; done
 cp scripts/gpu/baseline.py scripts/gpu/make_checkpoints.py scripts/gpu/run_device_checks.sh .devcarry/
 du -sh .devcarry

@@ -9,11 +9,26 @@
 # everything under $OUT and prints a short table last.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-OUT=${OUT:-/tmp/device-out}
-mkdir -p "$OUT"
+# The device tool brings back at most 8 files from $OUT: everything is written to a work folder
+# and packed into $OUT/results.tgz on exit (also when stopped by a TERM signal).
+RESULTS=${OUT:-/tmp/device-out}
+OUT=/tmp/devck-results
+rm -rf "$OUT" && mkdir -p "$OUT" "$RESULTS"
+pack() { tar -C "$OUT" -czf "$RESULTS/results.tgz" . 2>/dev/null; cp "$OUT/timeline.txt" "$RESULTS/" 2>/dev/null; }
+trap pack EXIT
+trap 'exit 143' TERM
 export LD_LIBRARY_PATH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__)+"/lib")')${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PYTHONUNBUFFERED=1
 BIN="$HERE/disc21-eval"
+# System libraries the device image lacks (fontconfig, freetype...) come from .devcarry/lib.
+ldd "$BIN" > "$OUT/ldd.txt" 2>&1
+if grep -q 'not found' "$OUT/ldd.txt"; then
+  echo "from .devcarry/lib: $(grep 'not found' "$OUT/ldd.txt" | awk '{print $1}' | tr '\n' ' ')" | tee "$OUT/libs.txt"
+  export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$HERE/lib
+  ldd "$BIN" > "$OUT/ldd.txt" 2>&1
+  if grep 'not found' "$OUT/ldd.txt"; then echo "missing libraries" >&2; exit 1; fi
+fi
+"$BIN" --version > "$OUT/version.txt" 2>&1 || { cat "$OUT/version.txt"; exit 1; }
 W=/tmp/devck
 N_IMAGES=${N_IMAGES:-2048}
 PREC=${PREC:-f16}
@@ -103,3 +118,4 @@ for m in clip dinov2; do echo "== $m (tail of stderr) =="; tail -3 "$OUT/bench_$
 for m in clip dinov2; do echo "== $m =="; cat "$OUT/bench_$m.md"; done
 for m in clip dinov2; do echo "== $m, resize on the GPU =="; cat "$OUT/bench_${m}_gpu_resize.md"; done
 echo "== clip, camera-sized JPEGs, exact and --fast-jpeg =="; cat "$OUT/bench_clip_photos.md" 2>/dev/null
+true
