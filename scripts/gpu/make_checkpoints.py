@@ -31,11 +31,22 @@ if not os.path.exists(os.path.join(dino, "config.json")):
                       image_std=[0.229, 0.224, 0.225]).save_pretrained(dino)
 d = os.path.join(args.out, "images")
 os.makedirs(d, exist_ok=True)
+# The images baseline.py makes (same generator, same order), written by all cores.
 rng = np.random.default_rng(0)
+jobs = []
 for i in range(args.images):
     h, w = int(rng.integers(360, 640)), int(rng.integers(360, 640))
     base = rng.integers(0, 255, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
-    p = f"{d}/img{i:05d}.jpg"
+    jobs.append((f"{d}/img{i:05d}.jpg", base, w, h))
+
+def write(job):
+    p, base, w, h = job
     if not os.path.exists(p):
         Image.fromarray(base).resize((w, h), Image.BILINEAR).save(p, quality=90)
-print(args.out)
+
+if __name__ == "__main__":
+    import multiprocessing
+    # fork: the workers need only `write` and the jobs, not a re-run of this script.
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        pool.map(write, jobs, chunksize=64)
+    print(args.out)

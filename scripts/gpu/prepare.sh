@@ -20,5 +20,14 @@ rm -rf .devcarry/lib && mkdir -p .devcarry/lib
 ldd "$BIN" | awk '$3 ~ /^\/(usr\/)?lib/ {print $3}' \
   | grep -vE '/(libc|libm|libdl|libpthread|librt|libutil|libgcc_s|libstdc\+\+|ld-linux[^/]*)\.so' \
   | while read -r lib; do cp -L "$lib" .devcarry/lib/; done
+# embed-torch's unit tests (the CUDA event test runs only on a GPU).
+TESTS=$(cargo test --release -p embed-torch --lib --no-run --message-format=json 2>/dev/null \
+  | python3 -c 'import sys,json
+for l in sys.stdin:
+    m=json.loads(l)
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["name"]=="embed_torch": print(m["executable"])' | tail -1)
+strip -o .devcarry/embed_torch_tests "$TESTS"
+# The shared reference script, unchanged (REFERENCE.md section 7 came from it).
+cp ../shared/gpu/baseline.py .devcarry/baseline_reference.py
 cp scripts/gpu/baseline.py scripts/gpu/make_checkpoints.py scripts/gpu/run_device_checks.sh .devcarry/
 du -sh .devcarry

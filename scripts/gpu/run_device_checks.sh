@@ -30,7 +30,7 @@ if grep -q 'not found' "$OUT/ldd.txt"; then
 fi
 "$BIN" --version > "$OUT/version.txt" 2>&1 || { cat "$OUT/version.txt"; exit 1; }
 W=/tmp/devck
-N_IMAGES=${N_IMAGES:-2048}
+N_IMAGES=${N_IMAGES:-8192}
 PREC=${PREC:-f16}
 BATCH=${BATCH:-256}
 # For a dry run of this script on a CPU machine (small everything), e.g.
@@ -41,10 +41,13 @@ BATCH=${BATCH:-256}
 DEVICE=${DEVICE:-cuda}
 MODEL_ITERS=${MODEL_ITERS:-20}
 N_PHOTOS=${N_PHOTOS:-384}
-{ nvidia-smi; nproc; python3 -c 'import torch,transformers;print(torch.__version__, transformers.__version__)'; } > "$OUT/machine.txt" 2>&1
+{ nvidia-smi; nproc; lscpu | grep -E "Model name|^CPU\(s\)|Thread|Core|Socket|MHz|L3"; python3 -c 'import torch,transformers;print(torch.__version__, transformers.__version__)'; } > "$OUT/machine.txt" 2>&1
 t0=$(date +%s)
 python3 "$HERE/make_checkpoints.py" "$W" --images "$N_IMAGES" > "$OUT/make.log" 2>&1 || { tail "$OUT/make.log"; exit 1; }
 echo "setup $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
+# CUDA events (embed-torch's unit test, on the device).
+timeout 60 "$HERE/embed_torch_tests" cuda_event > "$OUT/unit_tests.txt" 2>&1
+echo "embed-torch cuda_event tests rc=$?" | tee -a "$OUT/timeline.txt"
 # In f16/bf16 the bench also embeds the images in f32 and compares (--compare-f32: a few seconds).
 COMPARE=()
 [ "$PREC" != f32 ] && COMPARE=(--compare-f32)
@@ -56,6 +59,26 @@ for m in clip dinov2; do
     > "$OUT/bench_$m.md" 2> "$OUT/bench_$m.err"
   echo "bench $m rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
 done
+# The shared reference script as it is (both models, all precisions, DataLoader batch 64) on
+# the same images: the "Python DataLoader pipeline" of REFERENCE.md section 7.
+t0=$(date +%s)
+timeout 240 python3 "$HERE/baseline_reference.py" --images "$W/images" --out "$OUT/reference.json" \
+  > "$OUT/reference.log" 2>&1
+echo "reference baseline rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
+# Same runs without CUDA events (the blocking wait of before), and CLIP with one worker fewer
+# than cores: what each choice is worth, on this machine.
+for m in clip dinov2; do
+  t0=$(date +%s)
+  EMBED_TORCH_CUDA_EVENTS=0 timeout 120 "$BIN" bench --model "$m" --weights "$W/$m" --images "$W/images" \
+    --device "$DEVICE" --precision "$PREC" --batch-size "$BATCH" --model-iters 5 \
+    --json "$OUT/bench_${m}_noevents.json" > "$OUT/bench_${m}_noevents.md" 2> "$OUT/bench_${m}_noevents.err"
+  echo "bench $m without CUDA events rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
+done
+t0=$(date +%s)
+timeout 120 "$BIN" bench --model clip --weights "$W/clip" --images "$W/images" --device "$DEVICE" \
+  --precision "$PREC" --batch-size "$BATCH" --model-iters 5 --workers $(( $(nproc) - 1 )) \
+  > "$OUT/bench_clip_fewer_workers.md" 2> "$OUT/bench_clip_fewer_workers.err"
+echo "bench clip, $(( $(nproc) - 1 )) workers rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
 # The 8-bit device path against the f32 host path, same files, same model (f32 for a tight bound).
 for m in clip dinov2; do
   for t in host device; do
@@ -99,7 +122,9 @@ PY
 done
 # Optional, last: camera-sized photo-like JPEGs (1500-3000 px), where decoding costs most; the
 # exact path against the opt-in DCT-domain downscale (--fast-jpeg), with the Python pipeline.
-if [ $((SECONDS + 110)) -gt "${DEADLINE_S:-570}" ]; then
+if [ "${PHOTOS:-1}" = 0 ]; then
+  echo "skipped camera-sized images: PHOTOS=0" | tee -a "$OUT/timeline.txt"
+elif [ $((SECONDS + 110)) -gt "${DEADLINE_S:-570}" ]; then
   echo "skipped camera-sized images: ${SECONDS} s elapsed" | tee -a "$OUT/timeline.txt"
 else
   t0=$(date +%s)
@@ -117,5 +142,9 @@ echo "== parity =="; cat "$OUT/parity.txt"
 for m in clip dinov2; do echo "== $m (tail of stderr) =="; tail -3 "$OUT/bench_$m.err"; done
 for m in clip dinov2; do echo "== $m =="; cat "$OUT/bench_$m.md"; done
 for m in clip dinov2; do echo "== $m, resize on the GPU =="; cat "$OUT/bench_${m}_gpu_resize.md"; done
+for m in clip dinov2; do echo "== $m, without CUDA events =="; cat "$OUT/bench_${m}_noevents.md"; done
+echo "== clip, one worker fewer than cores =="; cat "$OUT/bench_clip_fewer_workers.md"
+echo "== reference script (shared baseline.py, DataLoader batch 64) =="; grep "images/s" "$OUT/reference.log"
+echo "== unit tests =="; tail -4 "$OUT/unit_tests.txt"
 echo "== clip, camera-sized JPEGs, exact and --fast-jpeg =="; cat "$OUT/bench_clip_photos.md" 2>/dev/null
 true

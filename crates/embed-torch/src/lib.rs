@@ -11,7 +11,8 @@
 //! - `download` (feature `download`, on by default): fetching a checkpoint from the Hugging Face
 //!   hub into the local cache;
 //! - [`device`]: device (`cpu`, `cuda`, `cuda:N`, `auto`) and precision (`f32`, `f16`, `bf16`);
-//! - [`TorchEmbedder`]: the device-resident extension of [`embed_core::Embedder`].
+//! - [`TorchEmbedder`]: the device-resident extension of [`embed_core::Embedder`];
+//! - [`cuda_event`]: waiting for part of the work queued on a CUDA device ([`CudaEvent`]).
 //!
 //! ```no_run
 //! use embed_torch::{Checkpoint, TorchOptions, resolve_model};
@@ -23,6 +24,7 @@
 //! ```
 
 pub mod config;
+pub mod cuda_event;
 mod cuda_link;
 pub mod device;
 #[cfg(feature = "download")]
@@ -35,6 +37,7 @@ pub mod hub;
 pub mod vit;
 pub mod weights;
 
+pub use cuda_event::{CudaEvent, cuda_events_available};
 pub use device::{Precision, TorchOptions, check_device_name, parse_device};
 pub use embedder::{
     TorchEmbedder, array4_to_tensor, check_pixels, embed_array_with, tensor_to_array2,

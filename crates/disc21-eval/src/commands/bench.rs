@@ -405,7 +405,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let model_busy = e2e.stats.model_time.as_secs_f64() / e2e.stats.wall.as_secs_f64().max(1e-9);
+    let wall = e2e.stats.wall.as_secs_f64().max(1e-9);
+    let in_model = e2e.stats.model_time.as_secs_f64() / wall;
+    let waiting = e2e.stats.wait_time.as_secs_f64() / wall;
     if !e2e.skipped.is_empty() {
         eprintln!(
             "warning: {} images could not be read (first: {})",
@@ -552,14 +554,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         py_ratio.map(|r| format!("{r:.2}")).unwrap_or_default()
     );
     println!(
-        "| {} busy fraction (time in the model / wall, end to end) | {model_busy:.2} | | |",
-        if cuda { "GPU" } else { "model" }
+        "| end to end: model thread in model calls / waiting for decoded batches (fraction of wall{}) | {in_model:.2} / {waiting:.2} | | |",
+        if cuda {
+            "; on CUDA, calls queue the work and wait for results"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "| end to end: set-up (batch buffers) / first batch ready, ms | {:.0} / {:.0} | | |",
+        e2e.stats.setup.as_secs_f64() * 1e3,
+        e2e.stats.first_batch.as_secs_f64() * 1e3
     );
     if let Some(path) = &args.json {
         let v = serde_json::json!({
             "model": model.model_id(), "images": paths.len(), "batch_size": batch,
             "workers": options.effective_workers(), "cuda": cuda,
-            "rust": rust, "model_busy_fraction": model_busy,
+            "rust": rust,
+            "end_to_end_stats": {
+                "wall_s": e2e.stats.wall.as_secs_f64(),
+                "model_calls_fraction": in_model,
+                "waiting_for_batches_fraction": waiting,
+                "setup_ms": e2e.stats.setup.as_secs_f64() * 1e3,
+                "first_batch_ms": e2e.stats.first_batch.as_secs_f64() * 1e3,
+            },
             "fast_jpeg": fast.as_ref().map(|(f, a)| serde_json::json!({
                 "rust": f, "agreement_with_exact": a,
             })),

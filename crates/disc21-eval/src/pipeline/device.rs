@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use embed_core::preprocess::Resample;
 use embed_core::{DecodeOptions, PreprocessSpec};
-use embed_torch::TorchEmbedder;
+use embed_torch::{CudaEvent, TorchEmbedder};
 use tch::{Device, Kind, Tensor};
 
 use super::ring::{BufPtr, Consumer, FilledBatch, RingLayout, run_ring};
@@ -72,6 +72,10 @@ fn load_u8(
     slot.copy_from_slice(&pixels);
     Ok(())
 }
+
+/// Sleep between two queries of a batch's completion event (the model thread leaves its core
+/// to the decoding workers meanwhile).
+const EVENT_POLL: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// Bytes before the pixels in a slot of the device-resize ring: height and width (`u32`, little
 /// endian) and a flag, `1` when the host already resized and cropped the image.
@@ -193,7 +197,11 @@ struct InFlight {
     rows: Vec<usize>,
     failed: Vec<(usize, String)>,
     out: Tensor,
-    started: Instant,
+    /// On CUDA: the embeddings' asynchronous copy into pinned host memory, and an event after
+    /// it (waiting for it does not wait for the batches queued later).
+    copy: Option<(Tensor, CudaEvent)>,
+    /// Time the model thread spent queuing this batch's upload, normalisation and forward pass.
+    queued: std::time::Duration,
 }
 
 struct DeviceConsumer<'a, 'o, P> {
@@ -215,10 +223,22 @@ impl<P: AsRef<Path>> DeviceConsumer<'_, '_, P> {
         let Some(f) = self.in_flight.take() else {
             return Ok(());
         };
+        let waited = Instant::now();
+        let result = match &f.copy {
+            Some((host, done)) => {
+                done.wait(EVENT_POLL).map_err(|e| PipelineError::Model {
+                    first: f.start,
+                    last: f.start + f.len,
+                    source: embed_core::Error::Model(Box::new(e)),
+                })?;
+                host
+            }
+            None => &f.out,
+        };
         let rows = if f.rows.is_empty() {
             ndarray::Array2::zeros((0, self.model.dim()))
         } else {
-            embed_torch::tensor_to_array2(&f.out).map_err(|e| PipelineError::Model {
+            embed_torch::tensor_to_array2(result).map_err(|e| PipelineError::Model {
                 first: f.start,
                 last: f.start + f.len,
                 source: embed_core::Error::Model(Box::new(e)),
@@ -236,7 +256,7 @@ impl<P: AsRef<Path>> DeviceConsumer<'_, '_, P> {
                 )),
             });
         }
-        self.tracker.batch_done(f.len, f.started.elapsed());
+        self.tracker.batch_done(f.len, f.queued + waited.elapsed());
         (self.sink)(BatchResult {
             start: f.start,
             len: f.len,
@@ -301,6 +321,22 @@ impl<P: AsRef<Path>> Consumer<u8> for DeviceConsumer<'_, '_, P> {
                     source,
                 })?
         };
+        // On CUDA the embeddings come back asynchronously, behind an event, so that landing
+        // this batch will not wait for the next one too.
+        let copy = if b.rows > 0 && device.is_cuda() && embed_torch::cuda_events_available() {
+            let host =
+                out.f_to_kind(Kind::Float)?
+                    .f_to_device_(Device::Cpu, Kind::Float, true, false)?;
+            let done = CudaEvent::record(device).map_err(|e| PipelineError::Model {
+                first: start,
+                last: start + len,
+                source: embed_core::Error::Model(Box::new(e)),
+            })?;
+            done.map(|done| (host, done))
+        } else {
+            None
+        };
+        let queued = started.elapsed();
         // The new batch is queued on the device: now wait for the previous one.
         self.land()?;
         self.in_flight = Some(InFlight {
@@ -309,7 +345,8 @@ impl<P: AsRef<Path>> Consumer<u8> for DeviceConsumer<'_, '_, P> {
             rows: b.good,
             failed: b.failed,
             out,
-            started,
+            copy,
+            queued,
         });
         Ok(())
     }
@@ -379,6 +416,7 @@ pub(crate) fn run_device<P: AsRef<Path> + Sync>(
             load_u8(spec, &decode, path, slot)
         }
     };
+    tracker.setup_done();
     let mut consumer = DeviceConsumer {
         model,
         spec,

@@ -326,11 +326,16 @@ pub struct ExtractStats {
     pub processed: usize,
     /// Wall time of the call.
     pub wall: Duration,
-    /// Time the model thread spent inside the model (including waiting for the device where
-    /// results are copied back).
+    /// Time the model thread spent in model calls: on the host, the whole call; on a CUDA
+    /// device, queuing a batch's work plus waiting for its results (the device computes the
+    /// rest of the time, overlapped with the next batch's upload).
     pub model_time: Duration,
-    /// Time the model thread waited for batches from the workers.
+    /// Time the model thread waited for batches from the workers (the first batch included).
     pub wait_time: Duration,
+    /// Time before the workers started: the batch buffers' allocation (pinned memory on CUDA).
+    pub setup: Duration,
+    /// Wall time until the first batch reached the model thread (`setup` included).
+    pub first_batch: Duration,
 }
 
 impl ExtractStats {
@@ -556,6 +561,13 @@ impl Tracker<'_> {
     }
     fn batch_ready(&mut self) {
         self.stats.wait_time += self.last_ready.elapsed();
+        if self.stats.first_batch.is_zero() {
+            self.stats.first_batch = self.started.elapsed();
+        }
+    }
+    /// Marks the end of the set-up: the workers start now.
+    fn setup_done(&mut self) {
+        self.stats.setup = self.started.elapsed();
     }
     fn batch_done(&mut self, images: usize, model_time: Duration) {
         self.stats.model_time += model_time;
@@ -670,6 +682,7 @@ fn run_host<P: AsRef<Path> + Sync>(
         tracker,
         sink,
     };
+    consumer.tracker.setup_done();
     // SAFETY: `storage` holds `k` distinct vectors of `batch * slot_len` elements, untouched
     // elsewhere until `run_ring` returns.
     unsafe { run_ring(paths, &layout, &buffers, workers, 0, &load, &mut consumer) }
