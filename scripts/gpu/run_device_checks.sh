@@ -50,7 +50,7 @@ timeout 60 "$HERE/embed_torch_tests" cuda_event > "$OUT/unit_tests.txt" 2>&1
 echo "embed-torch cuda_event tests rc=$?" | tee -a "$OUT/timeline.txt"
 # In f16/bf16 the bench also embeds the images in f32 and compares (--compare-f32: a few seconds).
 COMPARE=()
-[ "$PREC" != f32 ] && COMPARE=(--compare-f32)
+[ "$PREC" != f32 ] && [ "${COMPARE_F32:-1}" = 1 ] && COMPARE=(--compare-f32)
 for m in clip dinov2; do
   t0=$(date +%s)
   timeout 200 "$BIN" bench --model "$m" --weights "$W/$m" --images "$W/images" --device "$DEVICE" \
@@ -61,12 +61,16 @@ for m in clip dinov2; do
 done
 # The shared reference script as it is (both models, all precisions, DataLoader batch 64) on
 # the same images: the "Python DataLoader pipeline" of REFERENCE.md section 7.
+# Each later step can be left out (0): REFERENCE, AB, PARITY, RESIZE, PHOTOS.
+if [ "${REFERENCE:-1}" = 1 ]; then
 t0=$(date +%s)
 timeout 240 python3 "$HERE/baseline_reference.py" --images "$W/images" --out "$OUT/reference.json" \
   > "$OUT/reference.log" 2>&1
 echo "reference baseline rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
+fi
 # Same runs without CUDA events (the blocking wait of before), and CLIP with one worker fewer
 # than cores: what each choice is worth, on this machine.
+if [ "${AB:-1}" = 1 ]; then
 for m in clip dinov2; do
   t0=$(date +%s)
   EMBED_TORCH_CUDA_EVENTS=0 timeout 120 "$BIN" bench --model "$m" --weights "$W/$m" --images "$W/images" \
@@ -79,8 +83,10 @@ timeout 120 "$BIN" bench --model clip --weights "$W/clip" --images "$W/images" -
   --precision "$PREC" --batch-size "$BATCH" --model-iters 5 --workers $(( $(nproc) - 1 )) \
   > "$OUT/bench_clip_fewer_workers.md" 2> "$OUT/bench_clip_fewer_workers.err"
 echo "bench clip, $(( $(nproc) - 1 )) workers rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
+fi
 # The 8-bit device path against the f32 host path, same files, same model (f32 for a tight bound).
 for m in clip dinov2; do
+  [ "${PARITY:-1}" = 1 ] || break
   for t in host device; do
     timeout 90 "$BIN" embed --model "$m" --weights "$W/$m" --images "$W/images" --device "$DEVICE" \
       --precision f32 --batch-size 128 --transfer "$t" --out "/tmp/emb_${m}_$t.npy" --force \
@@ -99,6 +105,7 @@ done
 # They are skipped when the main part took so long that they could push the call past the
 # device tool's 600 s limit (the summary below must still print).
 for m in clip dinov2; do
+  [ "${RESIZE:-1}" = 1 ] || break
   # 80 + 45 s at most per model: start only when that still ends by DEADLINE_S.
   if [ $((SECONDS + 125)) -gt "${DEADLINE_S:-570}" ]; then
     echo "skipped resize-on-device for $m: ${SECONDS} s elapsed" | tee -a "$OUT/timeline.txt"

@@ -464,3 +464,71 @@ fn cache_resumes_only_missing_chunks() {
     let fresh = extract_cached(Model::Host(&m), &paths, &o, &other, &cache).unwrap();
     assert_eq!(fresh.stats.processed, 24);
 }
+
+/// [`TorchGrid`] that takes `.1` longer for each batch: timing figures become predictable.
+struct Slow(TorchGrid, std::time::Duration);
+
+impl Embedder for Slow {
+    fn model_id(&self) -> &str {
+        self.0.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn preprocess_spec(&self) -> &PreprocessSpec {
+        self.0.preprocess_spec()
+    }
+    fn embed_batch(&self, pixels: ndarray::ArrayView4<'_, f32>) -> embed_core::Result<Array2<f32>> {
+        std::thread::sleep(self.1);
+        self.0.embed_batch(pixels)
+    }
+}
+
+impl embed_torch::TorchEmbedder for Slow {
+    fn device(&self) -> Device {
+        self.0.device()
+    }
+    fn kind(&self) -> Kind {
+        self.0.kind()
+    }
+    fn embed_tensor(&self, pixels: &Tensor) -> embed_core::Result<Tensor> {
+        std::thread::sleep(self.1);
+        self.0.embed_tensor(pixels)
+    }
+}
+
+/// The timing figures add up, on both paths: set-up ≤ first batch ≤ wall; every model call is
+/// counted in the model time; time in model calls and time waiting for batches never overlap.
+#[test]
+fn extraction_stats_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    make_images(dir.path(), 13, 9);
+    let paths = list_images(dir.path()).unwrap();
+    // Batches of 5: each of the 4 holds at least one good image (the 4 bad files sort first).
+    let delay = std::time::Duration::from_millis(30);
+    let m = Slow(TorchGrid(model()), delay);
+    for (name, model, transfer) in [
+        ("host", Model::Host(&m), Transfer::Host),
+        ("device", Model::Torch(&m), Transfer::Device),
+    ] {
+        let out = extract(
+            model,
+            &paths,
+            &ExtractOptions {
+                transfer,
+                ..opts(2, 5)
+            },
+        )
+        .unwrap();
+        let s = out.stats;
+        assert_eq!(s.processed, paths.len(), "{name}");
+        assert!(
+            s.setup <= s.first_batch && s.first_batch < s.last_batch && s.last_batch <= s.wall,
+            "{name}: {s:?}"
+        );
+        // Model-bound: batches reach the model thread one model call apart.
+        assert!(s.last_batch - s.first_batch >= delay * 3, "{name}: {s:?}");
+        assert!(s.model_time >= delay * 4, "{name}: {s:?}");
+        assert!(s.model_time + s.wait_time <= s.wall, "{name}: {s:?}");
+    }
+}

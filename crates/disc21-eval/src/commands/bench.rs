@@ -406,6 +406,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let wall = e2e.stats.wall.as_secs_f64().max(1e-9);
+    // The rate once the pipeline runs, which a long extraction approaches: batches per second
+    // reaching the model thread between the first and the last (one interval per batch, each
+    // the decoding or the model's work on a batch, whichever is slower), without the set-up
+    // (pinned buffers), the wait for the first batch and the last batch's computation.
+    let steady = {
+        let intervals = paths.len().div_ceil(batch).saturating_sub(1);
+        let secs = (e2e.stats.last_batch.saturating_sub(e2e.stats.first_batch)).as_secs_f64();
+        (intervals > 0 && secs > 0.0).then(|| (intervals * batch) as f64 / secs)
+    };
     let in_model = e2e.stats.model_time.as_secs_f64() / wall;
     let waiting = e2e.stats.wait_time.as_secs_f64() / wall;
     if !e2e.skipped.is_empty() {
@@ -561,6 +570,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ""
         }
     );
+    if let Some(r) = steady {
+        println!(
+            "| end to end, steady (from the first batch's arrival at the model to the last's) | {r:.1} | | |"
+        );
+    }
     println!(
         "| end to end: set-up (batch buffers) / first batch ready, ms | {:.0} / {:.0} | | |",
         e2e.stats.setup.as_secs_f64() * 1e3,
@@ -577,6 +591,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "waiting_for_batches_fraction": waiting,
                 "setup_ms": e2e.stats.setup.as_secs_f64() * 1e3,
                 "first_batch_ms": e2e.stats.first_batch.as_secs_f64() * 1e3,
+                "last_batch_ms": e2e.stats.last_batch.as_secs_f64() * 1e3,
+                "steady": steady,
             },
             "fast_jpeg": fast.as_ref().map(|(f, a)| serde_json::json!({
                 "rust": f, "agreement_with_exact": a,

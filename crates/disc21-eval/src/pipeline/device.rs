@@ -348,6 +348,7 @@ impl<P: AsRef<Path>> Consumer<u8> for DeviceConsumer<'_, '_, P> {
             copy,
             queued,
         });
+        self.tracker.free();
         Ok(())
     }
     fn finish(&mut self) -> Result<()> {

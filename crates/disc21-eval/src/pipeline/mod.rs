@@ -336,6 +336,8 @@ pub struct ExtractStats {
     pub setup: Duration,
     /// Wall time until the first batch reached the model thread (`setup` included).
     pub first_batch: Duration,
+    /// Wall time until the last batch reached the model thread.
+    pub last_batch: Duration,
 }
 
 impl ExtractStats {
@@ -537,6 +539,7 @@ pub(crate) struct Tracker<'o> {
     first_failure: Option<(PathBuf, String)>,
     progress: Progress,
     stats: ExtractStats,
+    /// When the model thread last became free to take a batch.
     last_ready: Instant,
     started: Instant,
 }
@@ -561,8 +564,9 @@ impl Tracker<'_> {
     }
     fn batch_ready(&mut self) {
         self.stats.wait_time += self.last_ready.elapsed();
+        self.stats.last_batch = self.started.elapsed();
         if self.stats.first_batch.is_zero() {
-            self.stats.first_batch = self.started.elapsed();
+            self.stats.first_batch = self.stats.last_batch;
         }
     }
     /// Marks the end of the set-up: the workers start now.
@@ -572,6 +576,9 @@ impl Tracker<'_> {
     fn batch_done(&mut self, images: usize, model_time: Duration) {
         self.stats.model_time += model_time;
         self.progress.advance(images);
+    }
+    /// Marks the model thread free to take the next batch (the wait for it starts now).
+    fn free(&mut self) {
         self.last_ready = Instant::now();
     }
 }
@@ -662,13 +669,15 @@ fn run_host<P: AsRef<Path> + Sync>(
                 out
             };
             self.tracker.batch_done(len, t0.elapsed());
-            (self.sink)(BatchResult {
+            let out = (self.sink)(BatchResult {
                 start,
                 len,
                 embeddings,
                 rows: b.good,
                 failed: b.failed,
-            })
+            });
+            self.tracker.free();
+            out
         }
         fn finish(&mut self) -> Result<()> {
             Ok(())
