@@ -2,11 +2,16 @@
 # The prepared GPU measurement (issue 6), one call on the device machine, nothing built there:
 #   scripts/gpu/prepare.sh   (here: release binary + scripts into .devcarry/)
 #   device run: command "bash .devcarry/run_device_checks.sh", carry [".devcarry"], timeout_s 590
-# It generates real-size random-weight checkpoints and synthetic JPEGs with transformers, runs
-# `disc21-eval bench` for CLIP and DINOv2 (f16, batch 256, embeddings compared with f32) with the
-# Python baseline in the same invocation, checks the 8-bit device path against the host path on real files, then (time
-# allowing) the resize on the GPU and the fast JPEG mode on camera-sized images; writes
-# everything under $OUT and prints a short table last.
+# It generates real-size random-weight checkpoints and N_IMAGES (8,192) synthetic JPEGs with
+# transformers, runs embed-torch's CUDA event test, `disc21-eval bench` for CLIP and DINOv2 (f16,
+# batch 256, embeddings compared with f32) with the Python baseline in the same invocation, the
+# shared reference script unchanged, the same benches without CUDA events and with one worker
+# fewer, checks the 8-bit device path against the host path on real files, then (time allowing)
+# the resize on the GPU and the fast JPEG mode on camera-sized images; packs everything into
+# $OUT/results.tgz and prints a short table last. About 250 s on an H200 with PHOTOS=0 (the
+# camera-sized step adds ~110 s). Steps can be left out: COMPARE_F32, REFERENCE, AB, PARITY,
+# RESIZE, PHOTOS = 0; the 32,768-image run of docs/BENCHMARKS.md took 170 s with
+#   N_IMAGES=32768 COMPARE_F32=0 REFERENCE=0 AB=0 PARITY=0 RESIZE=0 PHOTOS=0
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # The device tool brings back at most 8 files from $OUT: everything is written to a work folder
