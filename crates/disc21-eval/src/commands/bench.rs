@@ -558,7 +558,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let py_ratio = python.as_ref().map(|p| p.0.end_to_end / p.0.model_only);
     println!(
-        "| end to end / model only | {:.2} | {} | |",
+        "| end to end / model only{} | {:.2} | {} | |",
+        if cuda {
+            " (the GPU's busy fraction, estimated: the share of the wall it computes at its model-only rate)"
+        } else {
+            ""
+        },
         rust.end_to_end / rust.model_only,
         py_ratio.map(|r| format!("{r:.2}")).unwrap_or_default()
     );
