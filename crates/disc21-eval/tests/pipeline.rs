@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use disc21_eval::pipeline::test_model::GridMeanEmbedder;
 use disc21_eval::pipeline::{
-    CacheKey, CacheOptions, ExtractOptions, Model, PipelineError, ResizeOn, Transfer, extract,
-    extract_cached, list_images, normalize_u8_nhwc, resize_crop_on_device,
+    CacheKey, CacheOptions, ExtractOptions, Model, PipelineError, ResizeOn, Transfer, decode_only,
+    extract, extract_cached, list_images, normalize_u8_nhwc, resize_crop_on_device,
 };
 use embed_core::{DecodeOptions, Embedder, PreprocessSpec};
 use ndarray::{Array2, Axis};
@@ -530,5 +530,42 @@ fn extraction_stats_add_up() {
         assert!(s.last_batch - s.first_batch >= delay * 3, "{name}: {s:?}");
         assert!(s.model_time >= delay * 4, "{name}: {s:?}");
         assert!(s.model_time + s.wait_time <= s.wall, "{name}: {s:?}");
+    }
+}
+
+/// `decode_only` runs the workers of both paths without calling the model, and keeps the
+/// failure limits.
+#[test]
+fn decode_only_skips_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    make_images(dir.path(), 13, 10);
+    let paths = list_images(dir.path()).unwrap();
+    // A model this slow would take 4 × 10 s: the test only finishes if it is never called.
+    let m = Slow(TorchGrid(model()), std::time::Duration::from_secs(10));
+    for (name, model, transfer, resize_on) in [
+        ("host", Model::Host(&m), Transfer::Host, ResizeOn::Host),
+        ("device", Model::Torch(&m), Transfer::Device, ResizeOn::Host),
+        (
+            "device resize",
+            Model::Torch(&m),
+            Transfer::Device,
+            ResizeOn::Device,
+        ),
+    ] {
+        let options = ExtractOptions {
+            transfer,
+            resize_on,
+            ..opts(2, 5)
+        };
+        let s = decode_only(model, &paths, &options).unwrap();
+        assert_eq!(s.processed, paths.len(), "{name}");
+        assert!(s.model_time.is_zero(), "{name}: {s:?}");
+        assert!(s.wall < std::time::Duration::from_secs(5), "{name}: {s:?}");
+        let strict = ExtractOptions {
+            strict: true,
+            ..options
+        };
+        let err = decode_only(model, &paths, &strict).unwrap_err();
+        assert!(matches!(err, PipelineError::Strict { .. }), "{name}: {err}");
     }
 }

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use disc21_eval::models::{ModelKind, ModelOptions, load_torch_embedder};
 use disc21_eval::pipeline::test_model::GridMeanEmbedder;
-use disc21_eval::pipeline::{ExtractOptions, Extraction, Model, extract, list_images};
+use disc21_eval::pipeline::{ExtractOptions, Extraction, Model, decode_only, extract, list_images};
 use embed_core::{Embedder, PreprocessSpec};
 use embed_torch::{Precision, TorchEmbedder};
-use ndarray::{Array2, Array4, ArrayView4};
+use ndarray::{Array2, Array4};
 use rand::{Rng, SeedableRng};
 
 /// Arguments of `disc21-eval bench`.
@@ -73,24 +73,6 @@ pub struct Args {
     /// Testing aid: a deterministic grid-mean embedder instead of a model.
     #[arg(long, hide = true, value_parser = super::at_least_one)]
     pub test_model: Option<usize>,
-}
-
-/// An embedder that does nothing, to time decoding and preprocessing alone.
-struct NullEmbedder(PreprocessSpec);
-
-impl Embedder for NullEmbedder {
-    fn model_id(&self) -> &str {
-        "null"
-    }
-    fn dim(&self) -> usize {
-        1
-    }
-    fn preprocess_spec(&self) -> &PreprocessSpec {
-        &self.0
-    }
-    fn embed_batch(&self, pixels: ArrayView4<'_, f32>) -> embed_core::Result<Array2<f32>> {
-        Ok(Array2::zeros((pixels.dim().0, 1)))
-    }
 }
 
 /// `LO-HI` (pixels) for `--photo-size`.
@@ -320,6 +302,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         workers: args.runtime.workers,
         batch_size: batch,
         progress: false,
+        resize_on: args.runtime.resize_on,
         ..ExtractOptions::default()
     };
     let fast_options = ExtractOptions {
@@ -340,12 +323,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ""
         }
     );
-    let null = NullEmbedder(model.preprocess_spec().clone());
-    // Twice: the first pass warms the page cache.
-    extract(Model::Host(&null), &paths, &options)?;
-    let dp = extract(Model::Host(&null), &paths, &options)?;
+    // Decoding and preprocessing alone, by the workers end to end uses (the same slots and
+    // pixel format, the resize asked for). Twice: the first pass warms the page cache.
+    decode_only(model, &paths, &options)?;
+    let dp = decode_only(model, &paths, &options)?;
     let dp_fast = if args.runtime.fast_jpeg {
-        Some(extract(Model::Host(&null), &paths, &fast_options)?)
+        Some(decode_only(model, &paths, &fast_options)?)
     } else {
         None
     };
@@ -353,14 +336,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Model::Torch(t) => time_torch_model(t, batch, args.model_iters)?,
         Model::Host(e) => time_model(e, batch, args.model_iters)?,
     };
-    // Decode + preprocess above is the host path; end to end uses the resize asked for.
-    let e2e_options = ExtractOptions {
-        resize_on: args.runtime.resize_on,
-        ..options.clone()
-    };
+    let e2e_options = options.clone();
     let e2e = extract(model, &paths, &e2e_options)?;
     let rust = Figures {
-        decode_preprocess: dp.stats.images_per_second(),
+        decode_preprocess: dp.images_per_second(),
         model_only,
         end_to_end: e2e.stats.images_per_second(),
     };
@@ -377,7 +356,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let agreement = Agreement::of(&e2e, &e2e_fast)?;
             Some((
                 Figures {
-                    decode_preprocess: dp_fast.stats.images_per_second(),
+                    decode_preprocess: dp_fast.images_per_second(),
                     model_only,
                     end_to_end: e2e_fast.stats.images_per_second(),
                 },

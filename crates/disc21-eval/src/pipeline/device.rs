@@ -212,6 +212,8 @@ struct DeviceConsumer<'a, 'o, P> {
     batch: usize,
     /// Device-resize ring: slots of this many bytes, each a header and a decoded image.
     raw_slot_len: Option<usize>,
+    /// Drop each batch as it arrives (no upload, no model): [`super::decode_only`].
+    discard: bool,
     tracker: &'a mut Tracker<'o>,
     sink: &'a mut dyn FnMut(BatchResult) -> Result<()>,
     in_flight: Option<InFlight>,
@@ -274,6 +276,11 @@ impl<P: AsRef<Path>> Consumer<u8> for DeviceConsumer<'_, '_, P> {
         let start = b.index * self.batch;
         let len = b.good.len() + b.failed.len();
         self.tracker.failures(self.paths, start, &b.failed)?;
+        if self.discard {
+            self.tracker.batch_done(len, std::time::Duration::ZERO);
+            self.tracker.free();
+            return Ok(());
+        }
         let started = Instant::now();
         let device = self.model.device();
         let out = if b.rows == 0 {
@@ -365,6 +372,7 @@ pub(crate) fn run_device<P: AsRef<Path> + Sync>(
     batch: usize,
     workers: usize,
     resize_on_device: bool,
+    discard: bool,
     tracker: &mut Tracker<'_>,
     sink: &mut dyn FnMut(BatchResult) -> Result<()>,
 ) -> Result<()> {
@@ -425,6 +433,7 @@ pub(crate) fn run_device<P: AsRef<Path> + Sync>(
         paths,
         batch,
         raw_slot_len: resize_on_device.then_some(slot_len),
+        discard,
         tracker,
         sink,
         in_flight: None,

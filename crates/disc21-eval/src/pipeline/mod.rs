@@ -466,6 +466,32 @@ pub fn extract_streaming<P: AsRef<Path> + Sync>(
     already_failed: usize,
     sink: &mut dyn FnMut(BatchResult) -> Result<()>,
 ) -> Result<ExtractStats> {
+    run_pipeline(model, paths, options, total, already_failed, sink, false)
+}
+
+/// Decodes and preprocesses `paths` exactly as [`extract`] would for `model` (the same workers,
+/// batch buffers and pixel format: 8-bit slots on the device path of a libtorch model, and
+/// nothing but decoding with [`ResizeOn::Device`]; `f32` slots otherwise), without running the
+/// model: the rate at which the CPU side can feed it. Failure limits apply as in [`extract`].
+pub fn decode_only<P: AsRef<Path> + Sync>(
+    model: Model<'_>,
+    paths: &[P],
+    options: &ExtractOptions,
+) -> Result<ExtractStats> {
+    run_pipeline(model, paths, options, paths.len(), 0, &mut |_| Ok(()), true)
+}
+
+/// [`extract_streaming`]; with `discard`, batches are dropped as they arrive (no model call, no
+/// upload, nothing reaches `sink`).
+fn run_pipeline<P: AsRef<Path> + Sync>(
+    model: Model<'_>,
+    paths: &[P],
+    options: &ExtractOptions,
+    total: usize,
+    already_failed: usize,
+    sink: &mut dyn FnMut(BatchResult) -> Result<()>,
+    discard: bool,
+) -> Result<ExtractStats> {
     options.validate()?;
     let spec = model.preprocess_spec().clone();
     let (h, w) = spec.fixed_output_size().ok_or_else(|| {
@@ -510,6 +536,7 @@ pub fn extract_streaming<P: AsRef<Path> + Sync>(
             batch,
             workers,
             resize_on_device,
+            discard,
             &mut tracker,
             sink,
         )?;
@@ -521,6 +548,7 @@ pub fn extract_streaming<P: AsRef<Path> + Sync>(
             (h, w),
             batch,
             workers,
+            discard,
             &mut tracker,
             sink,
         )?;
@@ -610,6 +638,7 @@ fn run_host<P: AsRef<Path> + Sync>(
     (h, w): (usize, usize),
     batch: usize,
     workers: usize,
+    discard: bool,
     tracker: &mut Tracker<'_>,
     sink: &mut dyn FnMut(BatchResult) -> Result<()>,
 ) -> Result<()> {
@@ -629,6 +658,7 @@ fn run_host<P: AsRef<Path> + Sync>(
         paths: &'a [P],
         batch: usize,
         hw: (usize, usize),
+        discard: bool,
         tracker: &'a mut Tracker<'o>,
         sink: &'a mut dyn FnMut(BatchResult) -> Result<()>,
     }
@@ -639,6 +669,11 @@ fn run_host<P: AsRef<Path> + Sync>(
             let start = b.index * self.batch;
             let len = b.good.len() + b.failed.len();
             self.tracker.failures(self.paths, start, &b.failed)?;
+            if self.discard {
+                self.tracker.batch_done(len, Duration::ZERO);
+                self.tracker.free();
+                return Ok(());
+            }
             let t0 = Instant::now();
             let (h, w) = self.hw;
             let embeddings = if b.rows == 0 {
@@ -688,6 +723,7 @@ fn run_host<P: AsRef<Path> + Sync>(
         paths,
         batch,
         hw: (h, w),
+        discard,
         tracker,
         sink,
     };
