@@ -24,7 +24,14 @@ trap pack EXIT
 trap 'exit 143' TERM
 export LD_LIBRARY_PATH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__)+"/lib")')${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PYTHONUNBUFFERED=1
-BIN="$HERE/disc21-eval"
+# Staged by prepare.sh beside this script (.devcarry/), or run from scripts/gpu/ in a checkout
+# on your own GPU machine after `cargo build --release -p disc21-eval`, with the project's
+# Python first on PATH (see the README, "On a GPU").
+BIN=${BIN:-$HERE/disc21-eval}
+[ -x "$BIN" ] || BIN="$HERE/../../target/release/disc21-eval"
+[ -x "$BIN" ] || { echo "no disc21-eval beside $0 nor in target/release: build it first" >&2; exit 1; }
+REF_SCRIPT="$HERE/baseline_reference.py"
+[ -f "$REF_SCRIPT" ] || REF_SCRIPT="$HERE/../../../shared/gpu/baseline.py"
 # System libraries the device image lacks (fontconfig, freetype...) come from .devcarry/lib.
 ldd "$BIN" > "$OUT/ldd.txt" 2>&1
 if grep -q 'not found' "$OUT/ldd.txt"; then
@@ -34,7 +41,7 @@ if grep -q 'not found' "$OUT/ldd.txt"; then
   if grep 'not found' "$OUT/ldd.txt"; then echo "missing libraries" >&2; exit 1; fi
 fi
 "$BIN" --version > "$OUT/version.txt" 2>&1 || { cat "$OUT/version.txt"; exit 1; }
-W=/tmp/devck
+W=${WORK:-/tmp/devck}
 N_IMAGES=${N_IMAGES:-8192}
 PREC=${PREC:-f16}
 BATCH=${BATCH:-256}
@@ -51,8 +58,10 @@ t0=$(date +%s)
 python3 "$HERE/make_checkpoints.py" "$W" --images "$N_IMAGES" > "$OUT/make.log" 2>&1 || { tail "$OUT/make.log"; exit 1; }
 echo "setup $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
 # CUDA events (embed-torch's unit test, on the device).
-timeout 60 "$HERE/embed_torch_tests" cuda_event > "$OUT/unit_tests.txt" 2>&1
-echo "embed-torch cuda_event tests rc=$?" | tee -a "$OUT/timeline.txt"
+if [ -x "$HERE/embed_torch_tests" ]; then
+  timeout 60 "$HERE/embed_torch_tests" cuda_event > "$OUT/unit_tests.txt" 2>&1
+  echo "embed-torch cuda_event tests rc=$?" | tee -a "$OUT/timeline.txt"
+fi
 # In f16/bf16 the bench also embeds the images in f32 and compares (--compare-f32: a few seconds).
 COMPARE=()
 [ "$PREC" != f32 ] && [ "${COMPARE_F32:-1}" = 1 ] && COMPARE=(--compare-f32)
@@ -67,9 +76,9 @@ done
 # The shared reference script as it is (both models, all precisions, DataLoader batch 64) on
 # the same images: the "Python DataLoader pipeline" of REFERENCE.md section 7.
 # Each later step can be left out (0): REFERENCE, AB, PARITY, RESIZE, PHOTOS.
-if [ "${REFERENCE:-1}" = 1 ]; then
+if [ "${REFERENCE:-1}" = 1 ] && [ -f "$REF_SCRIPT" ]; then
 t0=$(date +%s)
-timeout 240 python3 "$HERE/baseline_reference.py" --images "$W/images" --out "$OUT/reference.json" \
+timeout 240 python3 "$REF_SCRIPT" --images "$W/images" --out "$OUT/reference.json" \
   > "$OUT/reference.log" 2>&1
 echo "reference baseline rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
 fi
