@@ -74,7 +74,10 @@ fn main() {
     let index = match &saved {
         Some(p) if p.exists() => HnswIndex::load(p).unwrap(),
         _ => {
-            let index = HnswIndex::build(d, Metric::InnerProduct, params, &ids, &base).unwrap();
+            // `new` + `add` rather than `build`: keeps hnsw_rs's graph for its own search below
+            // (a released or loaded index rebuilds it on each hnsw_rs search call).
+            let mut index = HnswIndex::new(d, Metric::InnerProduct, params, n).unwrap();
+            vecindex::VectorIndex::add(&mut index, &ids, &base).unwrap();
             if let Some(p) = &saved {
                 index.save(p).unwrap();
             }

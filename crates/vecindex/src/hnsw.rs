@@ -114,11 +114,13 @@ impl Distance<f32> for HnswDistance {
 /// product) or `-distance` (L2).
 ///
 /// Searches do not use `hnsw_rs`'s search: they run the standard HNSW search on a copy of the
-/// graph and the vectors in flat arrays this crate owns. After a build or `add` the copy is
-/// made on the first search, and `hnsw_rs`'s graph is kept beside it for further insertions (so
-/// the vectors are held twice, `4 * dim` bytes per point each). A loaded index reads the file
-/// straight into the flat arrays and holds its vectors once; `hnsw_rs`'s graph is rebuilt from
-/// them only if the index is added to.
+/// graph and the vectors in flat arrays this crate owns. [`HnswIndex::build`] makes the copy
+/// and drops `hnsw_rs`'s graph, and a loaded index reads the file straight into the flat
+/// arrays: either holds its vectors once. After [`HnswIndex::new`] and `add`, the copy is made
+/// on the first search and `hnsw_rs`'s graph is kept beside it for further insertions (the
+/// vectors held twice, `4 * dim` bytes per point each) until
+/// [`HnswIndex::release_insertion_graph`]. `hnsw_rs`'s graph is rebuilt from the flat copy
+/// when an index without it is added to.
 pub struct HnswIndex {
     /// What inserts and saves: `hnsw_rs`'s graph, or for a loaded index the dump layout.
     source: Source,
@@ -187,7 +189,38 @@ impl HnswIndex {
     ) -> Result<Self> {
         let mut index = Self::new(dim, metric, params, ids.len())?;
         index.add(ids, vectors)?;
+        index.release_insertion_graph()?;
         Ok(index)
+    }
+
+    /// Drops `hnsw_rs`'s graph, the second copy of the vectors that only inserting needs,
+    /// keeping the flat copy searches use (made now if no search made it yet): the index then
+    /// holds its vectors once, as a loaded one does. [`HnswIndex::build`] ends with this; after
+    /// [`HnswIndex::new`] and [`VectorIndex::add`] both copies are kept until it is called. A
+    /// later `add` rebuilds `hnsw_rs`'s graph from the flat copy first (about as long as a
+    /// load); saving writes the same file either way.
+    pub fn release_insertion_graph(&mut self) -> Result<()> {
+        let Source::HnswRs(hnsw) = &self.source else {
+            return Ok(());
+        };
+        if self.ids.is_empty() {
+            // Nothing to hold twice; an empty graph has no dump either.
+            return Ok(());
+        }
+        let layout = DumpLayout::of_hnsw_rs(hnsw, self.dim, self.ids.len())
+            .map_err(|e| Error::Hnsw(format!("cannot release hnsw_rs's graph: {e}")))?;
+        self.graph()?;
+        self.source = Source::Loaded(layout);
+        // hnsw_rs's graph is many small allocations, which glibc keeps in its arenas once
+        // freed: without a trim, the process would not shrink.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            // SAFETY: malloc_trim only returns free memory to the system; it is thread-safe.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+        Ok(())
     }
 
     /// Records the model id the vectors came from (stored by [`HnswIndex::save`]).
@@ -286,13 +319,13 @@ impl HnswIndex {
     }
 
     /// Whether `hnsw_rs`'s own graph (a second copy of the vectors, needed to insert) is held:
-    /// after a build or `add`, not after a load.
+    /// after [`HnswIndex::new`] and `add`, not after a build, a load or
+    /// [`HnswIndex::release_insertion_graph`].
     pub fn holds_hnsw_rs_graph(&self) -> bool {
         matches!(self.source, Source::HnswRs(_))
     }
 
-    /// Bytes held by the flat copy searches use (0 after a build or `add`, before the first
-    /// search).
+    /// Bytes held by the flat copy searches use (0 after `add`, before the first search).
     pub fn search_copy_bytes(&self) -> usize {
         match self.graph.get() {
             Some(Ok(g)) => g.heap_bytes(),

@@ -492,6 +492,57 @@ pub(crate) struct DumpLayout {
     order: Vec<u32>,
 }
 
+/// `hnsw_rs`'s magic number of a version-4 description (the first bytes of a graph dump).
+const MAGIC_DESCR_4: u32 = 0x002a_6779;
+
+impl DumpLayout {
+    /// The layout `hnsw_rs` dumps `hnsw` with (its description, byte for byte as `hnsw_rs`
+    /// writes it, and its points layer by layer in rank order), so that
+    /// [`Graph::write_dump`] of the graph [`Graph::export`] copies out of `hnsw` writes the dump
+    /// `hnsw_rs` would write, without `hnsw_rs`'s graph (a unit test compares the bytes).
+    pub(crate) fn of_hnsw_rs(
+        hnsw: &Hnsw<'static, f32, HnswDistance>,
+        dim: usize,
+        n: usize,
+    ) -> Result<Self, String> {
+        let layers = u8::try_from(hnsw.get_max_level())
+            .map_err(|_| format!("{} layers", hnsw.get_max_level()))?;
+        let pi = hnsw.get_point_indexation();
+        let mut description = Vec::with_capacity(96);
+        description.extend_from_slice(&MAGIC_DESCR_4.to_ne_bytes());
+        description.push(1); // a full dump: neighbours with their layer and rank
+        description.push(hnsw.get_max_nb_connection());
+        description.extend_from_slice(&pi.get_level_scale().to_ne_bytes());
+        description.push(layers);
+        description.extend_from_slice(&hnsw.get_ef_construction().to_ne_bytes());
+        description.extend_from_slice(&hnsw.get_nb_point().to_ne_bytes());
+        description.extend_from_slice(&dim.to_ne_bytes());
+        for name in [
+            hnsw.get_distance_name(),
+            std::any::type_name::<f32>().to_string(),
+        ] {
+            description.extend_from_slice(&name.len().to_ne_bytes());
+            description.extend_from_slice(name.as_bytes());
+        }
+        let mut order = Vec::with_capacity(n);
+        for l in 0..=pi.get_max_level_observed() as usize {
+            order.extend(pi.get_layer_iterator(l).map(|p| p.get_origin_id() as u32));
+        }
+        if order.len() != n {
+            return Err(format!(
+                "hnsw_rs graph holds {} points, the index {n}",
+                order.len()
+            ));
+        }
+        Ok(Self {
+            description,
+            descr_layers: layers,
+            layers,
+            order,
+        })
+    }
+}
+
 /// A neighbour as the dump names it: (distance, layer, rank in layer).
 type DumpNeighbour = (f32, u8, i32);
 
@@ -793,6 +844,59 @@ mod tests {
         let mut rest = graph;
         let descr = hnsw_rs::hnswio::load_description(&mut rest).unwrap();
         (graph.len() - rest.len(), descr.nb_layer)
+    }
+
+    /// The layout made from a live `hnsw_rs` graph, with the graph copied out of it, writes the
+    /// dump `hnsw_rs` writes itself: the same description and data part, byte for byte, and a
+    /// graph part that reads back (ours, and `hnsw_rs`'s reload) into the same graph. Only
+    /// the neighbour lists `hnsw_rs` keeps for layers above a point's own, which no search
+    /// walks, are not written. (One insertion thread: the entry point is then the first point
+    /// of the top layer, as the copy takes it.)
+    #[test]
+    fn layout_of_hnsw_rs_writes_hnsw_rs_dump() {
+        let (n, d) = (600, 10);
+        let data: Vec<f32> = (0..n * d)
+            .map(|i| (((i * 7919) % 1013) as f32 / 1013.0) - 0.5)
+            .collect();
+        let ids: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        for metric in [Metric::InnerProduct, Metric::L2] {
+            let params = HnswParams {
+                m: 8,
+                ..HnswParams::default()
+            };
+            let mut index = HnswIndex::new(d, metric, params, n).unwrap();
+            pool.install(|| {
+                crate::VectorIndex::add(&mut index, &ids, &data).unwrap();
+            });
+            assert!(index.holds_hnsw_rs_graph());
+            let (their_graph, their_data) = index.dump_bytes().unwrap();
+            index.release_insertion_graph().unwrap();
+            assert!(!index.holds_hnsw_rs_graph());
+            let (our_graph, our_data) = index.dump_bytes().unwrap();
+            assert!(our_data == their_data, "{metric}: data parts differ");
+            let (dl, layers) = description_len(&their_graph);
+            assert_eq!(our_graph[..dl], their_graph[..dl], "{metric}: descriptions");
+            let read = |g: &[u8]| {
+                Graph::from_dump(metric, d, n, g, dl, layers, &our_data)
+                    .unwrap()
+                    .0
+            };
+            let theirs = read(&their_graph);
+            assert_same(&read(&our_graph), &theirs);
+            let reloaded = crate::hnsw::hnsw_rs_load(
+                std::path::Path::new("t"),
+                &our_graph,
+                &our_data,
+                metric,
+                n,
+            )
+            .unwrap();
+            assert_same(&Graph::export(&reloaded, metric, d, n).unwrap(), &theirs);
+        }
     }
 
     /// Reading a dump ourselves gives the graph the previous load path gave (hnsw_rs reloads

@@ -364,7 +364,13 @@ fn loaded_index_without_hnsw_rs_graph_saves_adds_and_reloads() {
             seed,
             ..HnswParams::default()
         };
-        let built = HnswIndex::build(d, metric, params, &all_ids[..n1], &data[..n1 * d]).unwrap();
+        // `build` keeps one copy of the vectors (hnsw_rs's graph dropped)...
+        let one = HnswIndex::build(d, metric, params, &all_ids[..n1], &data[..n1 * d]).unwrap();
+        assert!(!one.holds_hnsw_rs_graph());
+        assert!(one.search_copy_bytes() > 0);
+        // ... `new` + `add` keeps hnsw_rs's graph too, until released.
+        let mut built = HnswIndex::new(d, metric, params, n1).unwrap();
+        built.add(&all_ids[..n1], &data[..n1 * d]).unwrap();
         assert!(built.holds_hnsw_rs_graph());
         let (a, b) = (
             dir.path().join(format!("{metric}-a.vix")),
@@ -408,6 +414,18 @@ fn loaded_index_without_hnsw_rs_graph_saves_adds_and_reloads() {
             "{metric}: hnsw_rs recall {theirs} on the rebuilt graph, {original} on the original"
         );
         assert!(!again.holds_hnsw_rs_graph());
+
+        // Released: the same answers, and saved without hnsw_rs's graph it loads to them too.
+        built.release_insertion_graph().unwrap();
+        assert!(!built.holds_hnsw_rs_graph());
+        assert_eq!(built.search_with_ef(&queries, 10, 64).unwrap(), want);
+        let c = dir.path().join(format!("{metric}-c.vix"));
+        built.save(&c).unwrap();
+        let from_released = HnswIndex::load(&c).unwrap();
+        assert_eq!(
+            from_released.search_with_ef(&queries, 10, 64).unwrap(),
+            want
+        );
 
         // add: hnsw_rs's graph comes back and takes the new points; old and new are found.
         let mut grown = again;
