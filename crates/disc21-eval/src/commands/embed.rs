@@ -112,33 +112,13 @@ pub struct EmbedMeta {
     pub normalized: bool,
 }
 
-/// Writes what `write` writes to `path` through a synced temporary file and a rename; on an
-/// error the temporary file is removed, so nothing half-written stays behind.
+/// [`disc21_eval::atomic::write_atomic`], with errors naming `path`.
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
-    let tmp = sidecar_tmp(path);
-    let attempt = || -> anyhow::Result<()> {
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
-        );
-        write(&mut f).with_context(|| format!("writing {}", tmp.display()))?;
-        let f = f.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
-    };
-    attempt().inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
-fn sidecar_tmp(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    disc21_eval::atomic::write_atomic(path, write)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Quotes a CSV field when needed.

@@ -8,8 +8,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{GroundTruth, MetricsError, Prediction, Result};
 
@@ -195,24 +194,9 @@ pub fn parse_predictions(text: &str, path: &Path) -> Result<Vec<Prediction>> {
     Ok(out)
 }
 
-/// Writes `text` to `path` through a temporary file in the same folder, synced, then renamed,
-/// so a reader never sees half a file.
+/// Writes `text` to `path` atomically ([`crate::atomic::write_atomic`]), errors naming `path`.
 pub(crate) fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp: PathBuf = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io_error(path, e)
-    })
+    crate::atomic::write_atomic(path, |w| w.write_all(text)).map_err(|e| io_error(path, e))
 }
 
 /// Writes predictions as `query_id,reference_id,score` with a header. Scores are written in the
