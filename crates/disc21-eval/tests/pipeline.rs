@@ -200,8 +200,17 @@ fn failure_limits() {
 }
 
 /// A [`embed_torch::TorchEmbedder`] around the grid-mean embedder, to drive the 8-bit
-/// device path on the CPU build of libtorch.
-struct TorchGrid(GridMeanEmbedder);
+/// device path on the CPU build of libtorch; each model call first sleeps `.1` (zero: none),
+/// which makes timing figures predictable.
+struct TorchGrid(GridMeanEmbedder, std::time::Duration);
+
+impl TorchGrid {
+    fn call(&self) {
+        if !self.1.is_zero() {
+            std::thread::sleep(self.1);
+        }
+    }
+}
 
 impl Embedder for TorchGrid {
     fn model_id(&self) -> &str {
@@ -214,6 +223,7 @@ impl Embedder for TorchGrid {
         self.0.preprocess_spec()
     }
     fn embed_batch(&self, pixels: ndarray::ArrayView4<'_, f32>) -> embed_core::Result<Array2<f32>> {
+        self.call();
         self.0.embed_batch(pixels)
     }
 }
@@ -226,6 +236,7 @@ impl embed_torch::TorchEmbedder for TorchGrid {
         Kind::Float
     }
     fn embed_tensor(&self, pixels: &Tensor) -> embed_core::Result<Tensor> {
+        self.call();
         assert_eq!(pixels.kind(), Kind::Float);
         let size: Vec<usize> = pixels.size().iter().map(|&d| d as usize).collect();
         let mut data = vec![0f32; size.iter().product()];
@@ -272,7 +283,7 @@ fn device_path_equals_host_path() {
     let dir = tempfile::tempdir().unwrap();
     make_images(dir.path(), 13, 4);
     let paths = list_images(dir.path()).unwrap();
-    let m = TorchGrid(model());
+    let m = TorchGrid(model(), std::time::Duration::ZERO);
     // A CPU model gets the CPU's default batch (CUDA's, 256, needs a GPU to check).
     assert_eq!(Model::Torch(&m).default_batch_size(), 32);
     assert_eq!(Model::Host(&m).default_batch_size(), 32);
@@ -358,7 +369,7 @@ fn device_resize_pipeline_matches_host_within_tolerance_and_falls_back_exactly()
     let dir = tempfile::tempdir().unwrap();
     make_images(dir.path(), 11, 6);
     let paths = list_images(dir.path()).unwrap();
-    let m = TorchGrid(model());
+    let m = TorchGrid(model(), std::time::Duration::ZERO);
     // A CPU model gets the CPU's default batch (CUDA's, 256, needs a GPU to check).
     assert_eq!(Model::Torch(&m).default_batch_size(), 32);
     assert_eq!(Model::Host(&m).default_batch_size(), 32);
@@ -465,38 +476,6 @@ fn cache_resumes_only_missing_chunks() {
     assert_eq!(fresh.stats.processed, 24);
 }
 
-/// [`TorchGrid`] that takes `.1` longer for each batch: timing figures become predictable.
-struct Slow(TorchGrid, std::time::Duration);
-
-impl Embedder for Slow {
-    fn model_id(&self) -> &str {
-        self.0.model_id()
-    }
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
-    fn preprocess_spec(&self) -> &PreprocessSpec {
-        self.0.preprocess_spec()
-    }
-    fn embed_batch(&self, pixels: ndarray::ArrayView4<'_, f32>) -> embed_core::Result<Array2<f32>> {
-        std::thread::sleep(self.1);
-        self.0.embed_batch(pixels)
-    }
-}
-
-impl embed_torch::TorchEmbedder for Slow {
-    fn device(&self) -> Device {
-        self.0.device()
-    }
-    fn kind(&self) -> Kind {
-        self.0.kind()
-    }
-    fn embed_tensor(&self, pixels: &Tensor) -> embed_core::Result<Tensor> {
-        std::thread::sleep(self.1);
-        self.0.embed_tensor(pixels)
-    }
-}
-
 /// The timing figures add up, on both paths: set-up ≤ first batch ≤ wall; every model call is
 /// counted in the model time; time in model calls and time waiting for batches never overlap.
 #[test]
@@ -506,7 +485,7 @@ fn extraction_stats_add_up() {
     let paths = list_images(dir.path()).unwrap();
     // Batches of 5: each of the 4 holds at least one good image (the 4 bad files sort first).
     let delay = std::time::Duration::from_millis(30);
-    let m = Slow(TorchGrid(model()), delay);
+    let m = TorchGrid(model(), delay);
     for (name, model, transfer) in [
         ("host", Model::Host(&m), Transfer::Host),
         ("device", Model::Torch(&m), Transfer::Device),
@@ -541,7 +520,7 @@ fn decode_only_skips_the_model() {
     make_images(dir.path(), 13, 10);
     let paths = list_images(dir.path()).unwrap();
     // A model this slow would take 4 × 10 s: the test only finishes if it is never called.
-    let m = Slow(TorchGrid(model()), std::time::Duration::from_secs(10));
+    let m = TorchGrid(model(), std::time::Duration::from_secs(10));
     for (name, model, transfer, resize_on) in [
         ("host", Model::Host(&m), Transfer::Host, ResizeOn::Host),
         ("device", Model::Torch(&m), Transfer::Device, ResizeOn::Host),

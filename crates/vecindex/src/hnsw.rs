@@ -122,7 +122,8 @@ impl Distance<f32> for HnswDistance {
 /// [`HnswIndex::release_insertion_graph`]. `hnsw_rs`'s graph is rebuilt from the flat copy
 /// when an index without it is added to.
 pub struct HnswIndex {
-    /// What inserts and saves: `hnsw_rs`'s graph, or for a loaded index the dump layout.
+    /// What inserts and saves: `hnsw_rs`'s graph, or for a loaded or built index the dump
+    /// layout.
     source: Source,
     /// The flat copy searches use, made on first use (at load, by the load); reset by `add`.
     graph: OnceLock<std::result::Result<Graph, String>>,
@@ -135,10 +136,11 @@ pub struct HnswIndex {
 
 /// Where an index's graph lives besides the flat copy searches use.
 enum Source {
-    /// `hnsw_rs`'s graph, which inserts and dumps itself: after `new`, `build` and `add`.
+    /// `hnsw_rs`'s graph, which inserts and dumps itself: after `new` and `add`.
     HnswRs(Hnsw<'static, f32, HnswDistance>),
-    /// A loaded index, not added to since: the flat copy is the only graph, written back as an
-    /// `hnsw_rs` dump with this layout (to save, or to rebuild `hnsw_rs`'s graph for `add`).
+    /// A loaded index, or one whose `hnsw_rs` graph was released (`build`), not added to
+    /// since: the flat copy is the only graph, written back as an `hnsw_rs` dump with this
+    /// layout (to save, or to rebuild `hnsw_rs`'s graph for `add`).
     Loaded(DumpLayout),
 }
 
@@ -273,18 +275,20 @@ impl HnswIndex {
         self.graph
             .get_or_init(|| match &self.source {
                 Source::HnswRs(hnsw) => Graph::export(hnsw, self.metric, self.dim, self.ids.len()),
-                // A loaded index's graph is made by the load, so this is not reached.
+                // The flat copy of a loaded or released index is made by the load or the
+                // release, so this is not reached.
                 Source::Loaded(_) => Err("no graph".into()),
             })
             .as_ref()
             .map_err(|e| Error::Hnsw(format!("cannot export the graph: {e}")))
     }
 
-    /// A loaded index's `hnsw_rs` graph, rebuilt by handing `hnsw_rs` the dump of the flat copy.
+    /// The `hnsw_rs` graph of an index without one (loaded or released), rebuilt by handing
+    /// `hnsw_rs` the dump of the flat copy.
     fn reload_hnsw_rs(&self) -> Result<Hnsw<'static, f32, HnswDistance>> {
         let (graph, data) = self.dump_bytes()?;
         hnsw_rs_load(
-            Path::new("<loaded index>"),
+            Path::new("<index>"),
             &graph,
             &data,
             self.metric,
@@ -293,7 +297,7 @@ impl HnswIndex {
     }
 
     /// Searches with `hnsw_rs`'s own search on the same graph (slower; kept to compare recall
-    /// and speed against in tests and benchmarks). On a loaded index not yet added to, each
+    /// and speed against in tests and benchmarks). On an index without its `hnsw_rs` graph (loaded, built), each
     /// call rebuilds `hnsw_rs`'s graph first.
     #[doc(hidden)]
     pub fn search_hnsw_rs_with_ef(
@@ -565,7 +569,7 @@ impl VectorIndex for HnswIndex {
             .map(|&i| (&vectors[i * self.dim..(i + 1) * self.dim], first + i))
             .collect();
         if let Source::Loaded(_) = self.source {
-            // A loaded index: hnsw_rs's graph first, from the flat copy.
+            // A loaded or released index: hnsw_rs's graph first, from the flat copy.
             self.source = Source::HnswRs(self.reload_hnsw_rs()?);
         }
         self.graph = OnceLock::new();

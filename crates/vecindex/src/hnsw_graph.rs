@@ -11,7 +11,9 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use hnsw_rs::prelude::Hnsw;
+use std::sync::Arc;
+
+use hnsw_rs::prelude::{Hnsw, Point};
 use rayon::prelude::*;
 
 use crate::hnsw::HnswDistance;
@@ -111,12 +113,8 @@ impl Graph {
         if u32::try_from(n).is_err() {
             return Err(format!("{n} points: more than u32 rows"));
         }
-        let pi = hnsw.get_point_indexation();
-        let max_level = pi.get_max_level_observed();
-        let mut points = Vec::with_capacity(n);
-        for l in 0..=max_level as usize {
-            points.extend(pi.get_layer_iterator(l));
-        }
+        let max_level = hnsw.get_point_indexation().get_max_level_observed();
+        let points = points_in_dump_order(hnsw);
         if points.len() != n {
             return Err(format!(
                 "hnsw_rs graph holds {} points, the index {n}",
@@ -492,14 +490,24 @@ pub(crate) struct DumpLayout {
     order: Vec<u32>,
 }
 
+/// `hnsw`'s points layer by layer, each layer in rank order: the order `hnsw_rs` dumps them in,
+/// which [`Graph::export`] and [`DumpLayout::of_hnsw_rs`] both follow.
+fn points_in_dump_order(hnsw: &Hnsw<'static, f32, HnswDistance>) -> Vec<Arc<Point<'static, f32>>> {
+    let pi = hnsw.get_point_indexation();
+    (0..=pi.get_max_level_observed() as usize)
+        .flat_map(|l| pi.get_layer_iterator(l))
+        .collect()
+}
+
 /// `hnsw_rs`'s magic number of a version-4 description (the first bytes of a graph dump).
 const MAGIC_DESCR_4: u32 = 0x002a_6779;
 
 impl DumpLayout {
     /// The layout `hnsw_rs` dumps `hnsw` with (its description, byte for byte as `hnsw_rs`
-    /// writes it, and its points layer by layer in rank order), so that
-    /// [`Graph::write_dump`] of the graph [`Graph::export`] copies out of `hnsw` writes the dump
-    /// `hnsw_rs` would write, without `hnsw_rs`'s graph (a unit test compares the bytes).
+    /// writes it, and its points in [`points_in_dump_order`]), so that [`Graph::write_dump`]
+    /// of the graph [`Graph::export`] copies out of `hnsw` writes, without `hnsw_rs`'s graph,
+    /// the dump `hnsw_rs` would write: the same description and data part, and a graph part
+    /// that reads back into the same graph (unit test `layout_of_hnsw_rs_writes_hnsw_rs_dump`).
     pub(crate) fn of_hnsw_rs(
         hnsw: &Hnsw<'static, f32, HnswDistance>,
         dim: usize,
@@ -524,10 +532,10 @@ impl DumpLayout {
             description.extend_from_slice(&name.len().to_ne_bytes());
             description.extend_from_slice(name.as_bytes());
         }
-        let mut order = Vec::with_capacity(n);
-        for l in 0..=pi.get_max_level_observed() as usize {
-            order.extend(pi.get_layer_iterator(l).map(|p| p.get_origin_id() as u32));
-        }
+        let order: Vec<u32> = points_in_dump_order(hnsw)
+            .iter()
+            .map(|p| p.get_origin_id() as u32)
+            .collect();
         if order.len() != n {
             return Err(format!(
                 "hnsw_rs graph holds {} points, the index {n}",

@@ -336,8 +336,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Model::Torch(t) => time_torch_model(t, batch, args.model_iters)?,
         Model::Host(e) => time_model(e, batch, args.model_iters)?,
     };
-    let e2e_options = options.clone();
-    let e2e = extract(model, &paths, &e2e_options)?;
+    let e2e = extract(model, &paths, &options)?;
     let rust = Figures {
         decode_preprocess: dp.images_per_second(),
         model_only,
@@ -345,14 +344,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let fast = match dp_fast {
         Some(dp_fast) => {
-            let e2e_fast = extract(
-                model,
-                &paths,
-                &ExtractOptions {
-                    fast_jpeg: true,
-                    ..e2e_options.clone()
-                },
-            )?;
+            let e2e_fast = extract(model, &paths, &fast_options)?;
             let agreement = Agreement::of(&e2e, &e2e_fast)?;
             Some((
                 Figures {
@@ -379,7 +371,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 },
             )?;
             eprintln!("bench: embedding the images again with the model in f32, to compare");
-            let reference = extract(Model::Torch(f32_model.as_ref()), &paths, &e2e_options)?;
+            let reference = extract(Model::Torch(f32_model.as_ref()), &paths, &options)?;
             Some(Agreement::of(&reference, &e2e)?)
         }
         _ => None,

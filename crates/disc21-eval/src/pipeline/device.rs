@@ -277,8 +277,7 @@ impl<P: AsRef<Path>> Consumer<u8> for DeviceConsumer<'_, '_, P> {
         let len = b.good.len() + b.failed.len();
         self.tracker.failures(self.paths, start, &b.failed)?;
         if self.discard {
-            self.tracker.batch_done(len, std::time::Duration::ZERO);
-            self.tracker.free();
+            self.tracker.discard(len);
             return Ok(());
         }
         let started = Instant::now();

@@ -605,6 +605,11 @@ impl Tracker<'_> {
         self.stats.model_time += model_time;
         self.progress.advance(images);
     }
+    /// Drops a batch of `images` in a [`decode_only`] run: counted, no model time.
+    fn discard(&mut self, images: usize) {
+        self.batch_done(images, Duration::ZERO);
+        self.free();
+    }
     /// Marks the model thread free to take the next batch (the wait for it starts now).
     fn free(&mut self) {
         self.last_ready = Instant::now();
@@ -670,8 +675,7 @@ fn run_host<P: AsRef<Path> + Sync>(
             let len = b.good.len() + b.failed.len();
             self.tracker.failures(self.paths, start, &b.failed)?;
             if self.discard {
-                self.tracker.batch_done(len, Duration::ZERO);
-                self.tracker.free();
+                self.tracker.discard(len);
                 return Ok(());
             }
             let t0 = Instant::now();
