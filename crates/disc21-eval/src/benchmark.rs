@@ -262,11 +262,7 @@ fn extract(
     let key = CacheKey {
         model_id: m.model.model_id().to_string(),
         weights_hash: m.weights_hash.clone(),
-        preprocess: format!(
-            "{:?} {:?}",
-            m.model.preprocess_spec(),
-            options.extract.decode_options(m.model.preprocess_spec())
-        ),
+        preprocess: options.extract.preprocess_key(m.model.preprocess_spec()),
         extra: format!("{} normalize={}", m.extra, options.extract.normalize),
     };
     let cache = CacheOptions {

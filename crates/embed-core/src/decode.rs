@@ -1,9 +1,11 @@
 //! Image decoding: the format is read from the bytes, the result is 8-bit RGB as PIL's
 //! `Image.open(path).convert("RGB")` gives it.
 
+use std::ops::Range;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::preprocess::Geometry;
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved `R G B`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +15,51 @@ pub struct RgbImage {
     data: Vec<u8>,
     /// Set when the pixels are a reduced-size decode of a larger picture (the fast JPEG mode).
     reduced: Option<Reduced>,
+    /// Set when the pixels are a window of a larger picture ([`DecodeOptions::window_for`]).
+    window: Option<Window>,
+}
+
+/// Where a window decode ([`DecodeOptions::window_for`]) lies in its picture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// The picture's size, `(width, height)`.
+    full: (u32, u32),
+    /// The picture coordinates of the window's first pixel, `(x, y)`.
+    origin: (u32, u32),
+}
+
+/// The pixel grid an image's pixels index into: the picture for a window decode, else the
+/// image itself (for a reduced-size decode, its reduced pixels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Canvas {
+    /// `(width, height)`.
+    pub(crate) size: (u32, u32),
+    /// Canvas coordinates of the image's first pixel, `(x, y)`.
+    pub(crate) origin: (usize, usize),
+}
+
+impl Canvas {
+    /// Canvas rows `rows` as the image's own row indices; fails unless the image (`held`
+    /// rows) has them all.
+    pub(crate) fn rows(&self, rows: &Range<usize>, held: usize) -> Result<Range<usize>> {
+        Self::shift(rows, self.origin.1, held)
+    }
+
+    /// Canvas columns `cols` as the image's own column indices (see [`Canvas::rows`]).
+    pub(crate) fn cols(&self, cols: &Range<usize>, held: usize) -> Result<Range<usize>> {
+        Self::shift(cols, self.origin.0, held)
+    }
+
+    fn shift(r: &Range<usize>, origin: usize, held: usize) -> Result<Range<usize>> {
+        match (r.start.checked_sub(origin), r.end.checked_sub(origin)) {
+            (Some(start), Some(end)) if end <= held => Ok(start..end),
+            _ => Err(Error::InvalidArgument(
+                "the image is a window decoded for other preprocessing \
+                 (DecodeOptions::window_for): it lacks pixels this resize reads"
+                    .into(),
+            )),
+        }
+    }
 }
 
 /// What a reduced-size decode stands for. A JPEG decoded at `1/denom` scale has
@@ -106,15 +153,43 @@ impl RgbImage {
             height,
             data,
             reduced: None,
+            window: None,
         })
     }
     /// The size of the picture this image shows, `(width, height)`: its own size, except for
     /// a JPEG decoded at reduced size in the DCT domain
     /// ([`DecodeOptions::jpeg_dct_downscale_min_side`]), where it is the size the file
-    /// declares. Preprocessing takes its resize and crop geometry from this size, so a reduced
-    /// decode lands on the same output pixels as the full one.
+    /// declares, and for a window decode ([`DecodeOptions::window_for`]), where it is the
+    /// size of the whole picture. Preprocessing takes its resize and crop geometry from this
+    /// size, so a reduced or window decode lands on the same output pixels as the full one.
     pub fn full_size(&self) -> (u32, u32) {
-        self.reduced.map_or((self.width, self.height), |r| r.full)
+        match (self.reduced, self.window) {
+            (Some(r), _) => r.full,
+            (None, Some(w)) => w.full,
+            (None, None) => (self.width, self.height),
+        }
+    }
+    /// Where this image's first pixel lies in the picture, `(x, y)`: `(0, 0)` except for a
+    /// window decode ([`DecodeOptions::window_for`]), which holds only the `width × height`
+    /// pixels from there on of a [`RgbImage::full_size`] picture.
+    pub fn origin(&self) -> (u32, u32) {
+        self.window.map_or((0, 0), |w| w.origin)
+    }
+    /// Whether this is a window decode of a larger picture (see [`RgbImage::origin`]).
+    pub fn is_window(&self) -> bool {
+        self.window.is_some()
+    }
+    pub(crate) fn canvas(&self) -> Canvas {
+        match self.window {
+            Some(w) => Canvas {
+                size: w.full,
+                origin: (w.origin.0 as usize, w.origin.1 as usize),
+            },
+            None => Canvas {
+                size: (self.width, self.height),
+                origin: (0, 0),
+            },
+        }
     }
     /// Whether this is a reduced-size decode of a larger picture (see [`RgbImage::full_size`]).
     pub fn is_reduced(&self) -> bool {
@@ -226,6 +301,16 @@ pub struct DecodeOptions {
     /// the exact path; `None` (default) decodes at full size, as PIL. Its effect on the
     /// embeddings is measured in `docs/BENCHMARKS.md` (section "Fast JPEG mode").
     pub jpeg_dct_downscale_min_side: Option<u32>,
+    /// Decode only the part of a JPEG that preprocessing with this geometry reads
+    /// ([`crate::PreprocessSpec::geometry`]), **exact**: preprocessing the result with that
+    /// spec gives the same values as preprocessing the whole picture, for less decoding work
+    /// (libjpeg-turbo skips the inverse DCT, upsampling and colour conversion of the rest).
+    /// The image is then a window of the picture ([`RgbImage::origin`],
+    /// [`RgbImage::full_size`]), so leave this `None` when the pixels serve anything else.
+    /// Preprocessing a window with a spec that reads outside it is an error, not a guess.
+    /// Ignored for other formats, reduced-size decodes, and images the EXIF orientation
+    /// rotates.
+    pub window_for: Option<Geometry>,
 }
 
 /// The container formats we recognise from their first bytes.
@@ -407,23 +492,38 @@ fn apply_orientation(image: RgbImage, orientation: image::metadata::Orientation)
         height: rgb.height(),
         data: rgb.into_raw(),
         reduced: image.reduced.map(|r| r.oriented(orientation)),
+        // Never set here: the JPEG decoder decodes whole pictures when it will rotate them.
+        window: None,
     }
+}
+
+/// The environment variable that turns window decoding off: `EMBED_CORE_JPEG_WINDOW=0` makes
+/// [`DecodeOptions::window_for`] decode whole pictures (for comparing speeds; results are the
+/// same either way).
+pub const JPEG_WINDOW_ENV: &str = "EMBED_CORE_JPEG_WINDOW";
+
+/// Whether [`JPEG_WINDOW_ENV`] leaves window decoding on (read once per process).
+fn window_decode_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var(JPEG_WINDOW_ENV).map_or(true, |v| v.trim() != "0"))
 }
 
 mod jpeg {
     //! JPEG through libjpeg-turbo 3 (the same decoder, settings and colour conversion as PIL).
 
     use std::cell::RefCell;
+    use std::ffi::{CStr, c_int};
 
     use image::metadata::Orientation;
-    use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
+    use turbojpeg::{ScalingFactor, raw};
 
-    use super::{DecodeOptions, Reduced, RgbImage, check_limits};
+    use super::{DecodeOptions, Reduced, RgbImage, Window, check_limits};
     use crate::error::{Error, Result};
+    use crate::preprocess::{Geometry, Region};
 
     thread_local! {
         // A TurboJPEG handle per thread: creating one per image costs more than decoding a thumbnail.
-        static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+        static DECOMPRESSOR: RefCell<Option<Handle>> = const { RefCell::new(None) };
     }
 
     fn err(e: impl std::fmt::Display) -> Error {
@@ -434,15 +534,171 @@ mod jpeg {
         }
     }
 
+    /// A TurboJPEG 3 decompressor, through the `turbojpeg` crate's own bindings: its
+    /// `Decompressor` has no cropping region (and checks output sizes against the whole image).
+    struct Handle(raw::tjhandle);
+
+    /// What the header says.
+    struct Header {
+        width: usize,
+        height: usize,
+        /// `raw::TJSAMP_*`.
+        subsamp: c_int,
+        /// `raw::TJCS_*`.
+        colorspace: c_int,
+        /// Lossless or other than 8-bit: no partial decoding.
+        croppable: bool,
+    }
+
+    impl Handle {
+        fn new() -> Result<Self> {
+            // SAFETY: plain constructor; a null handle is checked below.
+            let h = unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as c_int) };
+            if h.is_null() {
+                return Err(err("could not create a TurboJPEG decompressor"));
+            }
+            Ok(Self(h))
+        }
+
+        /// `Ok` for a zero status, else the handle's error message.
+        fn check(&self, status: c_int) -> Result<()> {
+            if status == 0 {
+                return Ok(());
+            }
+            // SAFETY: the handle is live; TurboJPEG returns a NUL-terminated string it owns.
+            let message = unsafe { CStr::from_ptr(raw::tj3GetErrorStr(self.0)) };
+            Err(err(format!(
+                "TurboJPEG error: {}",
+                message.to_string_lossy()
+            )))
+        }
+
+        fn get(&self, param: raw::TJPARAM) -> c_int {
+            // SAFETY: the handle is live; unknown parameters return -1.
+            unsafe { raw::tj3Get(self.0, param as c_int) }
+        }
+
+        fn header(&mut self, bytes: &[u8]) -> Result<Header> {
+            // SAFETY: the handle is live and the pointer/length pair is a valid slice.
+            self.check(unsafe {
+                raw::tj3DecompressHeader(self.0, bytes.as_ptr(), bytes.len() as _)
+            })?;
+            let size = |param| usize::try_from(self.get(param)).map_err(|_| err("no image size"));
+            Ok(Header {
+                width: size(raw::TJPARAM_TJPARAM_JPEGWIDTH)?,
+                height: size(raw::TJPARAM_TJPARAM_JPEGHEIGHT)?,
+                subsamp: self.get(raw::TJPARAM_TJPARAM_SUBSAMP),
+                colorspace: self.get(raw::TJPARAM_TJPARAM_COLORSPACE),
+                croppable: self.get(raw::TJPARAM_TJPARAM_LOSSLESS) == 0
+                    && self.get(raw::TJPARAM_TJPARAM_PRECISION) == 8,
+            })
+        }
+
+        fn set_scaling(&mut self, factor: ScalingFactor) -> Result<()> {
+            let f = raw::tjscalingfactor {
+                num: factor.num() as c_int,
+                denom: factor.denom() as c_int,
+            };
+            // SAFETY: the handle is live.
+            self.check(unsafe { raw::tj3SetScalingFactor(self.0, f) })
+        }
+
+        /// The region the next decode writes; all zeros for the whole image. Needs the header.
+        fn set_region(&mut self, r: Option<Region>) -> Result<()> {
+            let r = r.map_or(
+                raw::tjregion {
+                    x: 0,
+                    y: 0,
+                    w: 0,
+                    h: 0,
+                },
+                |r| raw::tjregion {
+                    x: r.x as c_int,
+                    y: r.y as c_int,
+                    w: r.width as c_int,
+                    h: r.height as c_int,
+                },
+            );
+            // SAFETY: the handle is live.
+            self.check(unsafe { raw::tj3SetCroppingRegion(self.0, r) })
+        }
+
+        /// Decodes into `out`, `rows` rows of `pitch` bytes in pixel format `format`.
+        fn decompress(
+            &mut self,
+            bytes: &[u8],
+            out: &mut [u8],
+            (pitch, rows): (usize, usize),
+            format: raw::TJPF,
+        ) -> Result<()> {
+            if out.len() < pitch * rows {
+                return Err(err("output buffer too small"));
+            }
+            // SAFETY: the handle is live, `bytes` is a valid slice, and `out` holds the
+            // `rows × pitch` bytes TurboJPEG writes for the scaling factor and region set.
+            self.check(unsafe {
+                raw::tj3Decompress8(
+                    self.0,
+                    bytes.as_ptr(),
+                    bytes.len() as _,
+                    out.as_mut_ptr(),
+                    pitch as c_int,
+                    format,
+                )
+            })
+        }
+    }
+
+    impl Drop for Handle {
+        fn drop(&mut self) {
+            // SAFETY: the handle came from `tj3Init` and is destroyed once.
+            unsafe { raw::tj3Destroy(self.0) }
+        }
+    }
+
+    /// The region to decode for `geometry`: what it reads ([`Geometry::source_region`]), one
+    /// iMCU wider on every side (libjpeg-turbo's smooth chroma upsampling treats a partial
+    /// row's ends as the picture's edges, so those pixels may differ from a full decode's),
+    /// its left edge on an iMCU boundary as TurboJPEG requires. `None`: decode everything.
+    fn window_region(geometry: &Geometry, header: &Header) -> Option<Region> {
+        // iMCU sizes per `TJSAMP_*` (444, 422, 420, GRAY, 440, 411, 441): turbojpeg.h's
+        // `tjMCUWidth` / `tjMCUHeight`, which are header-only (not exported).
+        const MCU: [(u32, u32); 7] = [(8, 8), (16, 8), (16, 16), (8, 8), (8, 16), (32, 8), (8, 32)];
+        let (mcu_w, mcu_h) = *MCU.get(usize::try_from(header.subsamp).ok()?)?;
+        if !header.croppable {
+            return None;
+        }
+        let (w, h) = (
+            u32::try_from(header.width).ok()?,
+            u32::try_from(header.height).ok()?,
+        );
+        let r = geometry.source_region(w, h)?;
+        let x0 = r.x.saturating_sub(mcu_w) / mcu_w * mcu_w;
+        let y0 = r.y.saturating_sub(mcu_h);
+        let x1 = (r.x + r.width).saturating_add(mcu_w).min(w);
+        let y1 = (r.y + r.height).saturating_add(mcu_h).min(h);
+        let region = Region {
+            x: x0,
+            y: y0,
+            width: x1 - x0,
+            height: y1 - y0,
+        };
+        (u64::from(region.width) * u64::from(region.height) < u64::from(w) * u64::from(h))
+            .then_some(region)
+    }
+
     pub(super) fn decode(
         bytes: &[u8],
         options: &DecodeOptions,
     ) -> Result<(RgbImage, Option<Orientation>)> {
         let orientation = exif_chunk(bytes).and_then(Orientation::from_exif_chunk);
+        // A picture the orientation will rotate is decoded whole: windows are not rotated.
+        let rotates = options.apply_exif_orientation
+            && orientation.is_some_and(|o| o != Orientation::NoTransforms);
         let image = DECOMPRESSOR.with(|cell| -> Result<RgbImage> {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
-                *slot = Some(Decompressor::new().map_err(err)?);
+                *slot = Some(Handle::new()?);
             }
             let Some(d) = slot.as_mut() else {
                 return Err(err("no decompressor"));
@@ -450,58 +706,51 @@ mod jpeg {
             // A failed decode can leave the handle's parser state behind (seen: a valid JPEG
             // then fails with "Bogus DQT index"), so a handle that saw an error is dropped.
             let result = (|| -> Result<RgbImage> {
-                let header = d.read_header(bytes).map_err(err)?;
+                let header = d.header(bytes)?;
                 check_limits(header.width as u64, header.height as u64, &options.limits)?;
                 let factor = dct_scale(
                     header.width,
                     header.height,
                     options.jpeg_dct_downscale_min_side,
                 );
-                d.set_scaling_factor(factor).map_err(err)?;
-                let scaled = header.scaled(factor);
-                let (w, h) = (scaled.width, scaled.height);
+                d.set_scaling(factor)?;
+                let (w, h) = (factor.scale(header.width), factor.scale(header.height));
                 let reduced = (factor != ScalingFactor::ONE).then(|| Reduced {
                     full: (header.width as u32, header.height as u32),
                     denom: factor.denom() as u32,
                     flipped: (false, false),
                 });
-                match header.colorspace {
-                    Colorspace::CMYK | Colorspace::YCCK => {
-                        let mut cmyk = vec![0u8; w * h * 4];
-                        let out = Image {
-                            pixels: &mut cmyk[..],
-                            width: w,
-                            pitch: w * 4,
-                            height: h,
-                            format: PixelFormat::CMYK,
-                        };
-                        d.decompress(bytes, out).map_err(err)?;
-                        Ok(RgbImage {
-                            width: w as u32,
-                            height: h as u32,
-                            data: inverted_cmyk_to_rgb(&cmyk),
-                            reduced,
-                        })
+                let region = match options.window_for {
+                    Some(g) if reduced.is_none() && !rotates && super::window_decode_enabled() => {
+                        window_region(&g, &header)
                     }
-                    _ => {
-                        // TurboJPEG writes every byte of the `h` rows of `w * 3`.
-                        let mut rgb = super::recycle::for_overwrite(w * h * 3);
-                        let out = Image {
-                            pixels: &mut rgb[..],
-                            width: w,
-                            pitch: w * 3,
-                            height: h,
-                            format: PixelFormat::RGB,
-                        };
-                        d.decompress(bytes, out).map_err(err)?;
-                        Ok(RgbImage {
-                            width: w as u32,
-                            height: h as u32,
-                            data: rgb,
-                            reduced,
-                        })
-                    }
-                }
+                    _ => None,
+                };
+                d.set_region(region)?;
+                let window = region.map(|r| Window {
+                    full: (w as u32, h as u32),
+                    origin: (r.x, r.y),
+                });
+                let (w, h) = region.map_or((w, h), |r| (r.width as usize, r.height as usize));
+                let cmyk = header.colorspace == raw::TJCS_TJCS_CMYK as c_int
+                    || header.colorspace == raw::TJCS_TJCS_YCCK as c_int;
+                let data = if cmyk {
+                    let mut cmyk = vec![0u8; w * h * 4];
+                    d.decompress(bytes, &mut cmyk, (w * 4, h), raw::TJPF_TJPF_CMYK)?;
+                    inverted_cmyk_to_rgb(&cmyk)
+                } else {
+                    // TurboJPEG writes every byte of the `h` rows of `w * 3`.
+                    let mut rgb = super::recycle::for_overwrite(w * h * 3);
+                    d.decompress(bytes, &mut rgb, (w * 3, h), raw::TJPF_TJPF_RGB)?;
+                    rgb
+                };
+                Ok(RgbImage {
+                    width: w as u32,
+                    height: h as u32,
+                    data,
+                    reduced,
+                    window,
+                })
             })();
             if result.is_err() {
                 *slot = None;

@@ -67,6 +67,12 @@ pub fn embed_paths<E: Embedder + ?Sized, P: AsRef<Path>>(
         ));
     }
     let spec = embedder.preprocess_spec();
+    // Decoding only what the spec reads gives the same values for less work.
+    let options = DecodeOptions {
+        window_for: Some(spec.geometry()),
+        ..*options
+    };
+    let options = &options;
     let mut out = Array2::<f32>::zeros((paths.len(), embedder.dim()));
     for (chunk_index, chunk) in paths.chunks(batch_size).enumerate() {
         let mut batch = spec.empty_batch(chunk.len());

@@ -24,4 +24,4 @@ pub mod preprocess;
 pub use decode::{DecodeLimits, DecodeOptions, RgbImage, decode_bytes, decode_file};
 pub use embedder::{Embedder, cosine_similarity, embed_paths, l2_normalize_rows};
 pub use error::{Error, Result};
-pub use preprocess::{CropSize, PreprocessSpec, Resample, ResizeSpec};
+pub use preprocess::{CropSize, Geometry, PreprocessSpec, Region, Resample, ResizeSpec};

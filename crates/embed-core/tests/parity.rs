@@ -83,6 +83,7 @@ fn preprocessing_matches_transformers() {
 
     let mut by_kind: std::collections::BTreeMap<String, Tally> = Default::default();
     let mut failures = Vec::new();
+    let mut windows = 0;
     let images = manifest["images"].as_array().unwrap();
     assert!(images.len() > 100, "reference set is too small");
     for entry in images {
@@ -94,6 +95,19 @@ fn preprocessing_matches_transformers() {
         for (tag, spec) in &specs {
             let reference = npy::read_f32_file(&dir.join(entry[*tag].as_str().unwrap())).unwrap();
             let ours = spec.preprocess(&image).unwrap();
+            // Decoding only what the spec reads gives the same tensor, bit for bit.
+            let only = DecodeOptions {
+                window_for: Some(spec.geometry()),
+                ..DecodeOptions::default()
+            };
+            let part = decode_file(&file, &only).unwrap();
+            windows += usize::from(part.is_window());
+            assert_eq!(
+                spec.preprocess(&part).unwrap(),
+                ours,
+                "window decode of {}",
+                file.display()
+            );
             assert_eq!(reference.shape(), &[1, 3, 224, 224], "{}", file.display());
             assert_eq!(ours.shape(), &[3, 224, 224]);
             let std = spec.normalize.unwrap().1;
@@ -132,6 +146,9 @@ fn preprocessing_matches_transformers() {
             t.worst_levels
         );
     }
+    // Most reference JPEGs are larger than what the crops read.
+    eprintln!("{windows} window decodes, all equal to the whole decode");
+    assert!(windows > 20, "only {windows} window decodes");
     assert!(
         failures.is_empty(),
         "parity bar missed:\n{}",

@@ -258,11 +258,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let key = CacheKey {
         model_id: model.model_id().to_string(),
         weights_hash: weights_fingerprint(args.weights.as_deref().unwrap_or("default"))?,
-        preprocess: format!(
-            "{:?} {:?}",
-            model.preprocess_spec(),
-            options.decode_options(model.preprocess_spec())
-        ),
+        preprocess: options.preprocess_key(model.preprocess_spec()),
         extra: format!(
             "precision={:?} pooling={:?} test={:?}{}",
             args.runtime.precision,

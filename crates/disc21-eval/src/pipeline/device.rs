@@ -416,7 +416,11 @@ pub(crate) fn run_device<P: AsRef<Path> + Sync>(
         .iter()
         .map(|t| BufPtr(t.data_ptr().cast::<u8>()))
         .collect();
-    let decode = tracker.options.decode_options(spec);
+    let mut decode = tracker.options.decode_options(spec);
+    if resize_on_device {
+        // The device resizes whole pictures.
+        decode.window_for = None;
+    }
     let load = |path: &Path, slot: &mut [u8]| {
         if resize_on_device {
             load_raw(spec, &decode, max_pixels, (h, w), path, slot)

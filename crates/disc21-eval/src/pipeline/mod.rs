@@ -262,13 +262,26 @@ impl ExtractOptions {
     }
 
     /// The decode options used for a model with this preprocessing: [`ExtractOptions::decode`],
-    /// with the DCT downscale of [`ExtractOptions::fast_jpeg`] filled in.
+    /// with the DCT downscale of [`ExtractOptions::fast_jpeg`] filled in, and JPEGs decoded
+    /// only where the spec reads them ([`DecodeOptions::window_for`], exact).
     pub fn decode_options(&self, spec: &PreprocessSpec) -> DecodeOptions {
         let mut decode = self.decode;
         if self.fast_jpeg && decode.jpeg_dct_downscale_min_side.is_none() {
             decode.jpeg_dct_downscale_min_side = spec.fast_jpeg_min_side();
         }
+        decode.window_for = Some(spec.geometry());
         decode
+    }
+
+    /// What the embeddings of an extraction with these options depend on besides the model:
+    /// the spec and the decode options, as text for cache keys. The window decode is left
+    /// out: it gives the same values.
+    pub fn preprocess_key(&self, spec: &PreprocessSpec) -> String {
+        let decode = DecodeOptions {
+            window_for: None,
+            ..self.decode_options(spec)
+        };
+        format!("{spec:?} {decode:?}")
     }
 
     fn validate(&self) -> Result<()> {

@@ -10,7 +10,7 @@ mod resize;
 mod spec;
 
 pub use resize::resize_crop;
-pub use spec::{CropSize, PreprocessSpec, Resample, ResizeSpec};
+pub use spec::{CropSize, Geometry, PreprocessSpec, Region, Resample, ResizeSpec};
 
 /// SIMD levels of the preprocessing kernels, lowest first. Every level gives the same bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

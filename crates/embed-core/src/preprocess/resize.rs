@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::rc::Rc;
 
-use super::spec::{PreprocessSpec, Resample};
+use super::spec::{Geometry, PreprocessSpec, Region, Resample};
 use crate::decode::RgbImage;
 use crate::error::{Error, Result};
 
@@ -102,9 +102,9 @@ pub(super) struct Scratch {
     pub(super) tables: Option<(TablesKey, Rc<super::spec::Tables>)>,
 }
 
-/// What a [`Coeffs`] depends on: input size, source box (bits), output size, output range,
-/// filter.
-type CoeffsKey = (usize, (u64, u64), usize, usize, usize, Resample);
+/// What a [`Coeffs`] depends on: input size, the image's first index, source box (bits),
+/// output size, output range, filter.
+type CoeffsKey = (usize, usize, (u64, u64), usize, usize, usize, Resample);
 
 /// What the value tables depend on: the rescale factor and the normalisation.
 pub(super) type TablesKey = (Option<f64>, Option<([f64; 3], [f64; 3])>);
@@ -113,26 +113,56 @@ impl Scratch {
     /// Filter weights cached; a handful of entries (both axes of a few sizes).
     const KEEP_COEFFS: usize = 8;
 
+    /// The weights for outputs `range` of `out_size` from `in_box` of an axis of `in_size`
+    /// pixels, for an image holding that axis from index `origin` up to `held` (its first
+    /// taps `origin` lower: [`Coeffs::shifted`]). Fails when a tap lies outside what is held,
+    /// i.e. the image is a window decoded for other preprocessing.
     fn coeffs(
         &mut self,
-        in_size: usize,
+        (in_size, origin, held): (usize, usize, usize),
         in_box: (f64, f64),
         out_size: usize,
         range: Range<usize>,
         filter: Resample,
     ) -> Result<Rc<Coeffs>> {
         let bits = (in_box.0.to_bits(), in_box.1.to_bits());
-        let key = (in_size, bits, out_size, range.start, range.end, filter);
-        if let Some((_, c)) = self.coeffs.iter().find(|(k, _)| *k == key) {
-            return Ok(Rc::clone(c));
+        let key = (
+            in_size,
+            origin,
+            bits,
+            out_size,
+            range.start,
+            range.end,
+            filter,
+        );
+        let c = match self.coeffs.iter().find(|(k, _)| *k == key) {
+            Some((_, c)) => Rc::clone(c),
+            None => {
+                let c = Coeffs::new_boxed(in_size, in_box, out_size, range, filter)?
+                    .shifted(origin)
+                    .ok_or_else(not_held)?;
+                let c = Rc::new(c);
+                if self.coeffs.len() >= Self::KEEP_COEFFS {
+                    self.coeffs.remove(0);
+                }
+                self.coeffs.push((key, Rc::clone(&c)));
+                c
+            }
+        };
+        if c.end() > held {
+            return Err(not_held());
         }
-        let c = Rc::new(Coeffs::new_boxed(in_size, in_box, out_size, range, filter)?);
-        if self.coeffs.len() >= Self::KEEP_COEFFS {
-            self.coeffs.remove(0);
-        }
-        self.coeffs.push((key, Rc::clone(&c)));
         Ok(c)
     }
+}
+
+/// The error for an image window that lacks pixels the preprocessing reads.
+fn not_held() -> Error {
+    Error::InvalidArgument(
+        "the image is a window decoded for other preprocessing (DecodeOptions::window_for): \
+         it lacks pixels this resize reads"
+            .into(),
+    )
 }
 
 impl Scratch {
@@ -171,6 +201,100 @@ pub(super) fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> Result<T>) -> Resu
     }
 }
 
+/// The crop window of a resize, in resized-image coordinates, and where it lands.
+struct Plan {
+    /// Resized size `(width, height)`.
+    res: (usize, usize),
+    /// Resized rows and columns that land inside the output.
+    rows: Range<usize>,
+    cols: Range<usize>,
+    placed: Placement,
+}
+
+/// Where `geometry`'s crop falls in the resized `full_w × full_h` picture.
+fn plan(geometry: &Geometry, full_w: u32, full_h: u32) -> Result<Plan> {
+    let (rh, rw) = geometry.resized_size(full_w, full_h);
+    let (res_h, res_w) = (rh as usize, rw as usize);
+    if res_h == 0 || res_w == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "a {full_w}×{full_h} image resizes to nothing ({res_w}×{res_h})"
+        )));
+    }
+    let (out_h, out_w) = geometry.output_size(full_w, full_h);
+    // Offsets of the crop window in the resized image: Python's floor division, possibly
+    // negative (then the crop pads).
+    let (top, left) = match geometry.crop {
+        Some(_) => (
+            (res_h as i64 - out_h as i64).div_euclid(2),
+            (res_w as i64 - out_w as i64).div_euclid(2),
+        ),
+        None => (0, 0),
+    };
+    let rows = clip_range(top, out_h, res_h);
+    let cols = clip_range(left, out_w, res_w);
+    let placed = if rows.is_empty() || cols.is_empty() {
+        Placement {
+            out_h,
+            out_w,
+            top: 0,
+            left: 0,
+            rows: 0,
+            cols: 0,
+        }
+    } else {
+        Placement {
+            out_h,
+            out_w,
+            top: (rows.start as i64 - top) as usize,
+            left: (cols.start as i64 - left) as usize,
+            rows: rows.len(),
+            cols: cols.len(),
+        }
+    };
+    Ok(Plan {
+        res: (res_w, res_h),
+        rows,
+        cols,
+        placed,
+    })
+}
+
+/// Whether a resize to `res` of a `full` picture is a plain copy (no filter pass at all).
+fn is_copy(geometry: &Geometry, image: &RgbImage, res: (usize, usize), full: (u32, u32)) -> bool {
+    !image.is_reduced() && (geometry.resize.is_none() || res == (full.0 as usize, full.1 as usize))
+}
+
+/// See [`Geometry::source_region`]: the input pixels `plan`'s window reads, as PIL's filter
+/// taps reach them.
+pub(super) fn source_region(geometry: &Geometry, full_w: u32, full_h: u32) -> Option<Region> {
+    if full_w == 0 || full_h == 0 || geometry.resample == Resample::Nearest {
+        return None;
+    }
+    let plan = plan(geometry, full_w, full_h).ok()?;
+    if plan.rows.is_empty() || plan.cols.is_empty() {
+        return None;
+    }
+    let (res_w, res_h) = plan.res;
+    let copy = geometry.resize.is_none() || (res_w, res_h) == (full_w as usize, full_h as usize);
+    let span = |in_size: u32, out_size: usize, range: &Range<usize>| -> Option<Range<usize>> {
+        let in_size = in_size as usize;
+        if copy || out_size == in_size {
+            return Some(range.clone());
+        }
+        AxisFilter::new(in_size, whole_axis(in_size), out_size, geometry.resample)
+            .ok()?
+            .span(range.clone())
+    };
+    let xs = span(full_w, res_w, &plan.cols)?;
+    let ys = span(full_h, res_h, &plan.rows)?;
+    Some(Region {
+        x: xs.start as u32,
+        y: ys.start as u32,
+        width: xs.len() as u32,
+        height: ys.len() as u32,
+    })
+}
+
 /// Computes the part of the resized image that the crop keeps into `s.window` (row-planar:
 /// each row is its R bytes, then G, then B) and says where it lands in the output. See
 /// [`resize_crop`].
@@ -179,53 +303,29 @@ pub(super) fn resize_window(
     image: &RgbImage,
     s: &mut Scratch,
 ) -> Result<Placement> {
-    let (in_w, in_h) = (image.width() as usize, image.height() as usize);
-    if in_w == 0 || in_h == 0 {
+    if image.width() == 0 || image.height() == 0 {
         return Err(Error::InvalidArgument("empty image".into()));
     }
-    // The geometry is the full picture's, also for a reduced-size decode.
+    // The geometry is the full picture's, also for a reduced-size decode or a window.
+    let geometry = spec.geometry();
     let (full_w, full_h) = image.full_size();
-    let (rh, rw) = spec.resized_size(full_w, full_h);
-    let (res_h, res_w) = (rh as usize, rw as usize);
-    if res_h == 0 || res_w == 0 {
-        return Err(Error::InvalidArgument(format!(
-            "a {full_w}×{full_h} image resizes to nothing ({res_w}×{res_h})"
-        )));
-    }
-    let (out_h, out_w) = spec.output_size(full_w, full_h);
-    // Offsets of the crop window in the resized image: Python's floor division, possibly
-    // negative (then the crop pads).
-    let (top, left) = match spec.crop {
-        Some(_) => (
-            (res_h as i64 - out_h as i64).div_euclid(2),
-            (res_w as i64 - out_w as i64).div_euclid(2),
-        ),
-        None => (0, 0),
-    };
-    // Window of resized rows/columns that land inside the output.
-    let rows = clip_range(top, out_h, res_h);
-    let cols = clip_range(left, out_w, res_w);
-    let placed = Placement {
-        out_h,
-        out_w,
-        top: (rows.start as i64 - top) as usize,
-        left: (cols.start as i64 - left) as usize,
-        rows: rows.len(),
-        cols: cols.len(),
-    };
+    let Plan {
+        res,
+        rows,
+        cols,
+        placed,
+    } = plan(&geometry, full_w, full_h)?;
     if rows.is_empty() || cols.is_empty() {
-        return Ok(Placement {
-            rows: 0,
-            cols: 0,
-            left: 0,
-            ..placed
-        });
+        return Ok(placed);
     }
-    if !image.is_reduced() && (spec.resize.is_none() || (res_w == in_w && res_h == in_h)) {
+    if is_copy(&geometry, image, res, (full_w, full_h)) {
+        let canvas = image.canvas();
+        let rows = canvas.rows(&rows, image.height() as usize)?;
+        let cols = canvas.cols(&cols, image.width() as usize)?;
         copy_window(image, &rows, &cols, &mut s.window);
     } else {
         let boxes = SourceBox::of(image);
-        resample_window(image, spec.resample, (res_w, res_h), boxes, &rows, &cols, s)?;
+        resample_window(image, spec.resample, res, boxes, &rows, &cols, s)?;
     }
     Ok(placed)
 }
@@ -242,7 +342,7 @@ struct SourceBox {
 impl SourceBox {
     /// The box of `image`: where a reduced-size decode's picture lies, else the whole image.
     fn of(image: &RgbImage) -> Self {
-        let (w, h) = (image.width(), image.height());
+        let (w, h) = image.canvas().size;
         match image.reduced() {
             Some(r) => {
                 let (x, y) = r.picture_box(w, h);
@@ -268,7 +368,7 @@ fn clip_range(offset: i64, len: usize, size: usize) -> Range<usize> {
     start.min(end)..end
 }
 
-/// `rows × cols` of `image` into `out`, row-planar.
+/// `rows × cols` of `image` (its own pixel indices) into `out`, row-planar.
 fn copy_window(image: &RgbImage, rows: &Range<usize>, cols: &Range<usize>, out: &mut Vec<u8>) {
     let w = image.width() as usize;
     let src = image.as_raw();
@@ -329,42 +429,17 @@ impl Coeffs {
         range: std::ops::Range<usize>,
         filter: Resample,
     ) -> Result<Self> {
-        let (support, kernel): (f64, fn(f64) -> f64) = match filter {
-            Resample::Box => (0.5, box_filter),
-            Resample::Bilinear => (1.0, bilinear_filter),
-            Resample::Hamming => (1.0, hamming_filter),
-            Resample::Bicubic => (2.0, bicubic_filter),
-            Resample::Lanczos => (3.0, lanczos_filter),
-            Resample::Nearest => {
-                return Err(Error::Config(
-                    "nearest resampling has no filter weights".into(),
-                ));
-            }
-        };
-        // PIL computes `in1 - in0` in float (the box is float), then divides in double.
-        let (in0, in1) = in_box;
-        let scale = (in1 - in0) / out_size as f64;
-        let filterscale = scale.max(1.0);
-        let support = support * filterscale;
-        let ksize = (support.ceil() as usize) * 2 + 1;
-        if ksize > in_size.saturating_mul(2) + 3 && ksize > 1 << 20 {
-            return Err(Error::InvalidArgument(format!(
-                "filter of {ksize} taps is too large"
-            )));
-        }
+        let axis = AxisFilter::new(in_size, in_box, out_size, filter)?;
+        let ksize = axis.ksize;
         let mut bounds = Vec::with_capacity(range.len());
         let mut weights = vec![0i32; range.len() * ksize];
         let mut k = vec![0f64; ksize];
+        let ss = 1.0 / axis.filterscale;
         for (i, xx) in range.enumerate() {
-            let center = in0 + (xx as f64 + 0.5) * scale;
-            let ss = 1.0 / filterscale;
-            // C's `(int)` truncates toward zero; negatives clamp to 0 right after.
-            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-            let n = xmax.saturating_sub(xmin).min(ksize);
+            let (center, xmin, n) = axis.taps(xx);
             let mut ww = 0.0;
             for (x, slot) in k.iter_mut().enumerate().take(n) {
-                let w = kernel(((x + xmin) as f64 - center + 0.5) * ss);
+                let w = (axis.kernel)(((x + xmin) as f64 - center + 0.5) * ss);
                 *slot = w;
                 ww += w;
             }
@@ -389,6 +464,22 @@ impl Coeffs {
         })
     }
 
+    /// These weights for an image that holds the input from index `origin` on: the same
+    /// weights, each first tap `origin` lower. Fails where a tap lies before `origin`.
+    fn shifted(mut self, origin: usize) -> Option<Self> {
+        if origin > 0 {
+            for b in &mut self.bounds {
+                b.0 = b.0.checked_sub(origin)?;
+            }
+        }
+        Some(self)
+    }
+
+    /// One past the last input index any tap reads.
+    fn end(&self) -> usize {
+        self.bounds.iter().map(|b| b.0 + b.1).max().unwrap_or(0)
+    }
+
     /// The gather kernel's form of these weights, `None` where they do not fit it.
     #[cfg(target_arch = "x86_64")]
     pub(super) fn gather(&self) -> Option<&super::avx512::GatherCoeffs> {
@@ -400,6 +491,74 @@ impl Coeffs {
     pub(super) fn taps(&self, i: usize) -> (usize, &[i32]) {
         let (start, n) = self.bounds[i];
         (start, &self.weights[i * self.ksize..i * self.ksize + n])
+    }
+}
+
+/// PIL's filter geometry along one axis (`precompute_coeffs` before the weights): which
+/// input pixels each output pixel reads.
+struct AxisFilter {
+    in_size: usize,
+    in0: f64,
+    scale: f64,
+    filterscale: f64,
+    support: f64,
+    /// Taps per output pixel at most.
+    ksize: usize,
+    kernel: fn(f64) -> f64,
+}
+
+impl AxisFilter {
+    fn new(in_size: usize, in_box: (f64, f64), out_size: usize, filter: Resample) -> Result<Self> {
+        let (support, kernel): (f64, fn(f64) -> f64) = match filter {
+            Resample::Box => (0.5, box_filter),
+            Resample::Bilinear => (1.0, bilinear_filter),
+            Resample::Hamming => (1.0, hamming_filter),
+            Resample::Bicubic => (2.0, bicubic_filter),
+            Resample::Lanczos => (3.0, lanczos_filter),
+            Resample::Nearest => {
+                return Err(Error::Config(
+                    "nearest resampling has no filter weights".into(),
+                ));
+            }
+        };
+        // PIL computes `in1 - in0` in float (the box is float), then divides in double.
+        let (in0, in1) = in_box;
+        let scale = (in1 - in0) / out_size as f64;
+        let filterscale = scale.max(1.0);
+        let support = support * filterscale;
+        let ksize = (support.ceil() as usize) * 2 + 1;
+        if ksize > in_size.saturating_mul(2) + 3 && ksize > 1 << 20 {
+            return Err(Error::InvalidArgument(format!(
+                "filter of {ksize} taps is too large"
+            )));
+        }
+        Ok(Self {
+            in_size,
+            in0,
+            scale,
+            filterscale,
+            support,
+            ksize,
+            kernel,
+        })
+    }
+
+    /// Output pixel `xx`'s filter centre, first input index and number of taps.
+    fn taps(&self, xx: usize) -> (f64, usize, usize) {
+        let center = self.in0 + (xx as f64 + 0.5) * self.scale;
+        // C's `(int)` truncates toward zero; negatives clamp to 0 right after.
+        let xmin = ((center - self.support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + self.support + 0.5) as i64).min(self.in_size as i64) as usize;
+        (center, xmin, xmax.saturating_sub(xmin).min(self.ksize))
+    }
+
+    /// The input indices the output pixels `range` read, `None` for an empty range.
+    fn span(&self, range: Range<usize>) -> Option<Range<usize>> {
+        let (start, end) = range.fold((usize::MAX, 0), |(s, e), xx| {
+            let (_, xmin, n) = self.taps(xx);
+            (s.min(xmin), e.max(xmin + n))
+        });
+        (start < end).then_some(start..end)
     }
 }
 
@@ -427,45 +586,52 @@ fn resample_window(
     cols: &Range<usize>,
     s: &mut Scratch,
 ) -> Result<()> {
-    let (in_w, in_h) = (image.width() as usize, image.height() as usize);
+    let canvas = image.canvas();
+    let (in_w, in_h) = (canvas.size.0 as usize, canvas.size.1 as usize);
+    let (held_w, held_h) = (image.width() as usize, image.height() as usize);
     if filter == Resample::Nearest {
-        nearest_window(image, (res_w, res_h), boxes, rows, cols, &mut s.window);
-        return Ok(());
+        return nearest_window(image, (res_w, res_h), boxes, rows, cols, &mut s.window);
     }
     let need_h = res_w != in_w || boxes.x != whole_axis(in_w);
     let need_v = res_h != in_h || boxes.y != whole_axis(in_h);
     let src = image.as_raw();
     let win_w = cols.len();
 
-    // Input rows the vertical pass reads (or the output rows themselves without one).
+    // Input rows the vertical pass reads (or the output rows themselves without one), in the
+    // image's own rows.
     let vert = if need_v {
-        Some(s.coeffs(in_h, boxes.y, res_h, rows.clone(), filter)?)
+        let axis = (in_h, canvas.origin.1, held_h);
+        Some(s.coeffs(axis, boxes.y, res_h, rows.clone(), filter)?)
     } else {
         None
     };
     let (first_row, last_row) = match &vert {
         Some(v) => {
             let first = v.bounds.iter().map(|b| b.0).min().unwrap_or(0);
-            let last = v.bounds.iter().map(|b| b.0 + b.1).max().unwrap_or(0);
-            (first, last)
+            (first, v.end())
         }
-        None => (rows.start, rows.end),
+        None => {
+            let held = canvas.rows(rows, held_h)?;
+            (held.start, held.end)
+        }
     };
 
     // Horizontal pass over the rows needed, for the window's columns only.
     if need_h {
-        let horiz = s.coeffs(in_w, boxes.x, res_w, cols.clone(), filter)?;
+        let axis = (in_w, canvas.origin.0, held_w);
+        let horiz = s.coeffs(axis, boxes.x, res_w, cols.clone(), filter)?;
         s.temp.resize((last_row - first_row) * win_w * 3, 0);
         kernels::horizontal(
             src,
-            in_w,
+            held_w,
             first_row..last_row,
             &mut s.temp,
             &horiz,
             &mut s.transposed,
         );
     } else {
-        copy_window(image, &(first_row..last_row), cols, &mut s.temp);
+        let cols = canvas.cols(cols, held_w)?;
+        copy_window(image, &(first_row..last_row), &cols, &mut s.temp);
     }
 
     match vert {
@@ -682,26 +848,35 @@ fn nearest_window(
     rows: &Range<usize>,
     cols: &Range<usize>,
     out: &mut Vec<u8>,
-) {
-    let (in_w, in_h) = (image.width() as usize, image.height() as usize);
+) -> Result<()> {
+    let canvas = image.canvas();
+    let (in_w, in_h) = (canvas.size.0 as usize, canvas.size.1 as usize);
+    let (held_w, held_h) = (image.width() as usize, image.height() as usize);
     let src = image.as_raw();
     let map = |o: usize, in_size: usize, (in0, in1): (f64, f64), out_size: usize| {
         let s = (in0 + (o as f64 + 0.5) * (in1 - in0) / out_size as f64) as usize;
         s.min(in_size - 1)
     };
+    // Source indices in the image's own pixels (a window's first pixel is its origin).
+    let held = |s: usize, origin: usize, held: usize| {
+        s.checked_sub(origin)
+            .filter(|&i| i < held)
+            .ok_or_else(not_held)
+    };
     let win_w = cols.len();
     // Every byte is written below; resizing to the same length as last time costs nothing.
     out.resize(rows.len() * win_w * 3, 0);
     for (y, dst) in rows.clone().zip(out.chunks_exact_mut(win_w * 3)) {
-        let sy = map(y, in_h, boxes.y, res_h);
+        let sy = held(map(y, in_h, boxes.y, res_h), canvas.origin.1, held_h)?;
         for (i, x) in cols.clone().enumerate() {
-            let sx = map(x, in_w, boxes.x, res_w);
-            let o = (sy * in_w + sx) * 3;
+            let sx = held(map(x, in_w, boxes.x, res_w), canvas.origin.0, held_w)?;
+            let o = (sy * held_w + sx) * 3;
             for c in 0..3 {
                 dst[c * win_w + i] = src[o + c];
             }
         }
     }
+    Ok(())
 }
 
 fn box_filter(x: f64) -> f64 {

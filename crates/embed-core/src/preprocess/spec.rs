@@ -258,26 +258,15 @@ impl PreprocessSpec {
     /// `(height, width)` of the resized image (before cropping) for an input of this size, by
     /// the rules of `transformers.image_transforms.get_resize_output_image_size`.
     pub fn resized_size(&self, width: u32, height: u32) -> (u32, u32) {
-        match self.resize {
-            None => (height, width),
-            Some(ResizeSpec::Exact { height, width }) => (height, width),
-            Some(ResizeSpec::ShortestEdge(size)) => {
-                let (short, long) = if width <= height {
-                    (width, height)
-                } else {
-                    (height, width)
-                };
-                // Python: int(size * long / short), an exact integer product then a correctly
-                // rounded true division, truncated.
-                let new_long =
-                    ((u64::from(size) * u64::from(long)) as f64 / f64::from(short)) as u64;
-                let new_long = new_long.min(u64::from(u32::MAX)) as u32;
-                if width <= height {
-                    (new_long, size)
-                } else {
-                    (size, new_long)
-                }
-            }
+        self.geometry().resized_size(width, height)
+    }
+
+    /// The resize and crop part of this spec: what preprocessing reads of an image.
+    pub fn geometry(&self) -> Geometry {
+        Geometry {
+            resize: self.resize,
+            resample: self.resample,
+            crop: self.crop,
         }
     }
 
@@ -295,13 +284,7 @@ impl PreprocessSpec {
 
     /// `(height, width)` of the output for an input of this size.
     pub fn output_size(&self, width: u32, height: u32) -> (usize, usize) {
-        match self.crop {
-            Some(c) => (c.height as usize, c.width as usize),
-            None => {
-                let (h, w) = self.resized_size(width, height);
-                (h as usize, w as usize)
-            }
-        }
+        self.geometry().output_size(width, height)
     }
 
     /// `(height, width)` of the output for `image`, from the size of the picture it shows
@@ -395,6 +378,80 @@ impl PreprocessSpec {
         }
         tables
     }
+}
+
+/// The resize and centre crop of a [`PreprocessSpec`] ([`PreprocessSpec::geometry`]): which
+/// input pixels preprocessing reads and where they land. Small and `Copy`, for
+/// [`crate::DecodeOptions::window_for`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Geometry {
+    /// Resize step; `None` when `do_resize` is false.
+    pub resize: Option<ResizeSpec>,
+    /// Filter of the resize step.
+    pub resample: Resample,
+    /// Centre crop; `None` when `do_center_crop` is false.
+    pub crop: Option<CropSize>,
+}
+
+impl Geometry {
+    /// `(height, width)` of the resized image (before cropping) for an input of this size, by
+    /// the rules of `transformers.image_transforms.get_resize_output_image_size`.
+    pub fn resized_size(&self, width: u32, height: u32) -> (u32, u32) {
+        match self.resize {
+            None => (height, width),
+            Some(ResizeSpec::Exact { height, width }) => (height, width),
+            Some(ResizeSpec::ShortestEdge(size)) => {
+                let (short, long) = if width <= height {
+                    (width, height)
+                } else {
+                    (height, width)
+                };
+                // Python: int(size * long / short), an exact integer product then a correctly
+                // rounded true division, truncated.
+                let new_long =
+                    ((u64::from(size) * u64::from(long)) as f64 / f64::from(short)) as u64;
+                let new_long = new_long.min(u64::from(u32::MAX)) as u32;
+                if width <= height {
+                    (new_long, size)
+                } else {
+                    (size, new_long)
+                }
+            }
+        }
+    }
+
+    /// `(height, width)` of the output for an input of this size.
+    pub fn output_size(&self, width: u32, height: u32) -> (usize, usize) {
+        match self.crop {
+            Some(c) => (c.height as usize, c.width as usize),
+            None => {
+                let (h, w) = self.resized_size(width, height);
+                (h as usize, w as usize)
+            }
+        }
+    }
+
+    /// The part of a `width × height` image that preprocessing reads: every input pixel any
+    /// kept output pixel's filter touches (PIL's taps, zero-weight ones included). `None` when
+    /// that is the whole image, or cannot be said (nearest-neighbour resampling, or a size
+    /// that preprocessing rejects).
+    pub fn source_region(&self, width: u32, height: u32) -> Option<Region> {
+        let region = super::resize::source_region(self, width, height)?;
+        (region.width < width || region.height < height).then_some(region)
+    }
+}
+
+/// A rectangle of an image, in pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Region {
+    /// First column.
+    pub x: u32,
+    /// First row.
+    pub y: u32,
+    /// Columns.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
 }
 
 fn parse_u32(key: &str, v: &Value) -> Result<u32> {
