@@ -53,13 +53,18 @@ impl Canvas {
     fn shift(r: &Range<usize>, origin: usize, held: usize) -> Result<Range<usize>> {
         match (r.start.checked_sub(origin), r.end.checked_sub(origin)) {
             (Some(start), Some(end)) if end <= held => Ok(start..end),
-            _ => Err(Error::InvalidArgument(
-                "the image is a window decoded for other preprocessing \
-                 (DecodeOptions::window_for): it lacks pixels this resize reads"
-                    .into(),
-            )),
+            _ => Err(window_lacks_pixels()),
         }
     }
+}
+
+/// The error for a window decode preprocessed by a spec that reads outside it.
+pub(crate) fn window_lacks_pixels() -> Error {
+    Error::InvalidArgument(
+        "the image is a window decoded for other preprocessing (DecodeOptions::window_for): \
+         it lacks pixels this resize reads"
+            .into(),
+    )
 }
 
 /// What a reduced-size decode stands for. A JPEG decoded at `1/denom` scale has

@@ -13,7 +13,7 @@ use std::ops::Range;
 use std::rc::Rc;
 
 use super::spec::{Geometry, PreprocessSpec, Region, Resample};
-use crate::decode::RgbImage;
+use crate::decode::{RgbImage, window_lacks_pixels};
 use crate::error::{Error, Result};
 
 /// Fractional bits of PIL's fixed-point weights (`PRECISION_BITS = 32 - 8 - 2`).
@@ -140,7 +140,7 @@ impl Scratch {
             None => {
                 let c = Coeffs::new_boxed(in_size, in_box, out_size, range, filter)?
                     .shifted(origin)
-                    .ok_or_else(not_held)?;
+                    .ok_or_else(window_lacks_pixels)?;
                 let c = Rc::new(c);
                 if self.coeffs.len() >= Self::KEEP_COEFFS {
                     self.coeffs.remove(0);
@@ -150,19 +150,10 @@ impl Scratch {
             }
         };
         if c.end() > held {
-            return Err(not_held());
+            return Err(window_lacks_pixels());
         }
         Ok(c)
     }
-}
-
-/// The error for an image window that lacks pixels the preprocessing reads.
-fn not_held() -> Error {
-    Error::InvalidArgument(
-        "the image is a window decoded for other preprocessing (DecodeOptions::window_for): \
-         it lacks pixels this resize reads"
-            .into(),
-    )
 }
 
 impl Scratch {
@@ -259,9 +250,10 @@ fn plan(geometry: &Geometry, full_w: u32, full_h: u32) -> Result<Plan> {
     })
 }
 
-/// Whether a resize to `res` of a `full` picture is a plain copy (no filter pass at all).
-fn is_copy(geometry: &Geometry, image: &RgbImage, res: (usize, usize), full: (u32, u32)) -> bool {
-    !image.is_reduced() && (geometry.resize.is_none() || res == (full.0 as usize, full.1 as usize))
+/// Whether a resize to `res` of a `full` picture is a plain copy (no filter pass at all); never
+/// for a reduced-size decode, whose pixels are not the picture's.
+fn is_copy(geometry: &Geometry, reduced: bool, res: (usize, usize), full: (u32, u32)) -> bool {
+    !reduced && (geometry.resize.is_none() || res == (full.0 as usize, full.1 as usize))
 }
 
 /// See [`Geometry::source_region`]: the input pixels `plan`'s window reads, as PIL's filter
@@ -275,7 +267,7 @@ pub(super) fn source_region(geometry: &Geometry, full_w: u32, full_h: u32) -> Op
         return None;
     }
     let (res_w, res_h) = plan.res;
-    let copy = geometry.resize.is_none() || (res_w, res_h) == (full_w as usize, full_h as usize);
+    let copy = is_copy(geometry, false, plan.res, (full_w, full_h));
     let span = |in_size: u32, out_size: usize, range: &Range<usize>| -> Option<Range<usize>> {
         let in_size = in_size as usize;
         if copy || out_size == in_size {
@@ -318,7 +310,7 @@ pub(super) fn resize_window(
     if rows.is_empty() || cols.is_empty() {
         return Ok(placed);
     }
-    if is_copy(&geometry, image, res, (full_w, full_h)) {
+    if is_copy(&geometry, image.is_reduced(), res, (full_w, full_h)) {
         let canvas = image.canvas();
         let rows = canvas.rows(&rows, image.height() as usize)?;
         let cols = canvas.cols(&cols, image.width() as usize)?;
@@ -861,7 +853,7 @@ fn nearest_window(
     let held = |s: usize, origin: usize, held: usize| {
         s.checked_sub(origin)
             .filter(|&i| i < held)
-            .ok_or_else(not_held)
+            .ok_or_else(window_lacks_pixels)
     };
     let win_w = cols.len();
     // Every byte is written below; resizing to the same length as last time costs nothing.
