@@ -161,6 +161,11 @@ echo
 echo "== device =="; head -12 "$OUT/machine.txt" | grep -E "H100|H200|MiB" | head -2
 echo "== parity =="; cat "$OUT/parity.txt"
 for m in clip dinov2; do echo "== $m (tail of stderr) =="; tail -3 "$OUT/bench_$m.err"; done
+# libtorch's own C++ warnings (format "[W... Memory.cpp:46] Warning: ..."; Python's DataLoader
+# prints the same deprecation as "... (Triggered internally at ...)", not counted): expected 0
+# since the ring is pinned with `_pin_memory`.
+echo "== pin_memory deprecation warnings printed by disc21-eval (expected 0) =="
+for m in clip dinov2; do echo "$m: $(grep -c 'Memory.cpp:[0-9]*\] Warning' "$OUT/bench_$m.err")"; done
 for m in clip dinov2; do echo "== $m =="; cat "$OUT/bench_$m.md"; done
 for m in clip dinov2; do echo "== $m, resize on the GPU =="; cat "$OUT/bench_${m}_gpu_resize.md"; done
 for m in clip dinov2; do echo "== $m, without CUDA events =="; cat "$OUT/bench_${m}_noevents.md"; done

@@ -406,7 +406,10 @@ pub(crate) fn run_device<P: AsRef<Path> + Sync>(
         .map(|_| -> Result<Tensor> {
             let t = Tensor::f_zeros(shape.as_slice(), (Kind::Uint8, Device::Cpu))?;
             Ok(if device.is_cuda() {
-                t.f_pin_memory(device)?
+                // `_pin_memory`, the op `pin_memory` ends in: `pin_memory` itself warns (twice,
+                // with `is_pinned`) that its `device` argument is deprecated, and tch always
+                // passes one. Same allocator (CUDA's caching host allocator), no warnings.
+                t.f_internal_pin_memory(device)?
             } else {
                 t
             })
