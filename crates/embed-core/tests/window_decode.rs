@@ -41,10 +41,22 @@ fn picture(w: usize, h: usize, channels: usize, seed: u64) -> Vec<u8> {
 }
 
 fn jpeg(w: usize, h: usize, subsamp: Subsamp, progressive: bool, seed: u64) -> Vec<u8> {
+    coded(w, h, subsamp, (progressive, false), seed)
+}
+
+/// A JPEG, `(progressive, arithmetic)` coded.
+fn coded(
+    w: usize,
+    h: usize,
+    subsamp: Subsamp,
+    (progressive, arithmetic): (bool, bool),
+    seed: u64,
+) -> Vec<u8> {
     let mut c = Compressor::new().unwrap();
     c.set_quality(90).unwrap();
     c.set_subsamp(subsamp).unwrap();
     c.set_progressive(progressive).unwrap();
+    c.set_arithmetic(arithmetic).unwrap();
     let (format, channels) = match subsamp {
         Subsamp::Gray => (PixelFormat::GRAY, 1),
         _ => (PixelFormat::RGB, 3),
@@ -174,6 +186,23 @@ fn window_decode_equals_whole_decode() {
     eprintln!("{checked} decodes, {windows} of them windows");
     // Most combinations leave something out (all but upscaling and tiny pictures).
     assert!(windows * 2 > checked, "{windows} windows of {checked}");
+}
+
+#[test]
+fn arithmetic_coded_window_equals_whole() {
+    let clip = PreprocessSpec::clip();
+    let dinov2 = PreprocessSpec::dinov2();
+    let mut windows = 0;
+    for subsamp in [Subsamp::Sub2x2, Subsamp::Sub2x1, Subsamp::None] {
+        for progressive in [false, true] {
+            let bytes = coded(517, 389, subsamp, (progressive, true), 21);
+            for spec in [&clip, &dinov2] {
+                let what = format!("arithmetic {subsamp:?} progressive={progressive}");
+                windows += usize::from(check(&bytes, spec, &what));
+            }
+        }
+    }
+    assert_eq!(windows, 12);
 }
 
 #[test]
