@@ -346,3 +346,84 @@ fn no_window_where_it_would_not_be_exact_or_possible() {
     );
     assert!(!decode_bytes(&png, &only).unwrap().is_window());
 }
+
+/// xorshift64*: a reproducible stream for the random cases below.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) % n
+    }
+    fn side(&mut self, max: u64) -> u32 {
+        // Mostly small sides, some tiny, some large.
+        match self.below(4) {
+            0 => 1 + self.below(16) as u32,
+            _ => 1 + self.below(max) as u32,
+        }
+    }
+}
+
+#[test]
+fn random_geometries_window_equals_whole() {
+    // Random picture sizes (tiny, thin, large), codings and specs (any filter, shortest-edge
+    // and exact resizes that up- and downscale, crops smaller and larger than the resized
+    // picture, no crop, no resize): the window decode always preprocesses to the same tensor.
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let subsamps = [
+        Subsamp::None,
+        Subsamp::Sub2x1,
+        Subsamp::Sub2x2,
+        Subsamp::Sub1x2,
+        Subsamp::Sub4x1,
+        Subsamp::Gray,
+    ];
+    let filters = [
+        Resample::Bicubic,
+        Resample::Bilinear,
+        Resample::Lanczos,
+        Resample::Box,
+        Resample::Hamming,
+        Resample::Nearest,
+    ];
+    let (mut cases, mut windows) = (0, 0);
+    for i in 0..150 {
+        let (w, h) = (rng.side(900), rng.side(900));
+        let subsamp = subsamps[rng.below(subsamps.len() as u64) as usize];
+        let bytes = coded(
+            w as usize,
+            h as usize,
+            subsamp,
+            (rng.below(2) == 1, false),
+            i,
+        );
+        for _ in 0..3 {
+            let resize = match rng.below(4) {
+                0 => None,
+                1 => Some(ResizeSpec::Exact {
+                    height: rng.side(400),
+                    width: rng.side(400),
+                }),
+                _ => Some(ResizeSpec::ShortestEdge(rng.side(400))),
+            };
+            let crop = (rng.below(4) != 0).then(|| CropSize {
+                height: rng.side(300),
+                width: rng.side(300),
+            });
+            let spec = PreprocessSpec {
+                resize,
+                crop,
+                resample: filters[rng.below(filters.len() as u64) as usize],
+                ..PreprocessSpec::clip()
+            };
+            // Without a crop or an exact resize the output size follows the picture.
+            let what = format!("case {i}: {w}×{h} {subsamp:?} {spec:?}");
+            windows += usize::from(check(&bytes, &spec, &what));
+            cases += 1;
+        }
+    }
+    eprintln!("{cases} random cases, {windows} window decodes");
+    assert!(windows * 4 > cases, "{windows} windows of {cases}");
+}
