@@ -304,6 +304,50 @@ fn device_path_equals_host_path() {
     }
 }
 
+#[test]
+fn jpeg_window_decoding_gives_the_whole_pictures_embeddings() {
+    // JPEGs larger than the crop reads: the pipeline decodes windows of them (host f32 ring
+    // and 8-bit device ring alike), the reference decodes each whole; the embeddings are equal.
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
+    for i in 0..10 {
+        let (w, h) = (rng.gen_range(250..700u32), rng.gen_range(250..700u32));
+        let img = photo(w, h, i);
+        let rgb = image::RgbImage::from_raw(w, h, img.as_raw().to_vec()).unwrap();
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+            .encode_image(&rgb)
+            .unwrap();
+        std::fs::write(dir.path().join(format!("p{i:02}.jpg")), bytes).unwrap();
+    }
+    let paths = list_images(dir.path()).unwrap();
+    let m = TorchGrid(model(), std::time::Duration::ZERO);
+    let spec = m.preprocess_spec().clone();
+    let windows = DecodeOptions {
+        window_for: Some(spec.geometry()),
+        ..DecodeOptions::default()
+    };
+    let windowed = paths
+        .iter()
+        .filter(|p| embed_core::decode_file(p, &windows).unwrap().is_window())
+        .count();
+    assert!(windowed >= 8, "{windowed} of 10 decoded as windows");
+    let (want, good, bad) = reference(&m, &paths);
+    assert_eq!((good.len(), bad.len()), (10, 0));
+    let host = extract(Model::Host(&m), &paths, &opts(2, 3)).unwrap();
+    assert_eq!(host.embeddings, want);
+    let dev = extract(
+        Model::Torch(&m),
+        &paths,
+        &ExtractOptions {
+            transfer: Transfer::Device,
+            ..opts(2, 4)
+        },
+    )
+    .unwrap();
+    assert_eq!(dev.embeddings, want);
+}
+
 /// A photo-like test image: smooth gradients, an edge and a little noise.
 fn photo(w: u32, h: u32, seed: u64) -> embed_core::RgbImage {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
