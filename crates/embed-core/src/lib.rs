@@ -14,6 +14,10 @@
 //! the CPU has them); all give the same bytes as the portable code. Setting
 //! [`EMBED_CORE_SIMD`](preprocess::SIMD_ENV) to `avx2` or `scalar` caps the level, e.g. to
 //! measure what a CPU without AVX-512 would do.
+//!
+//! With [`DecodeOptions::window_for`] a JPEG is decoded only where a preprocessing spec reads
+//! it (same values, less work); setting [`EMBED_CORE_JPEG_WINDOW`](decode::JPEG_WINDOW_ENV) to
+//! `0` turns that off for comparisons.
 
 pub mod decode;
 pub mod embedder;
