@@ -7,55 +7,12 @@
 
 use std::path::Path;
 
-use embed_core::{DecodeLimits, DecodeOptions, PreprocessSpec, decode_bytes};
+use embed_core::{DecodeOptions, decode_bytes};
 
-/// The body of the `decode` fuzz target; returns whether the input decoded.
-fn decode_target(data: &[u8]) -> bool {
-    // Options from the length (a JPEG's first and last bytes are always the same): the
-    // truncations of one file try every combination.
-    let flags = data.len() % 8;
-    let options = DecodeOptions {
-        limits: DecodeLimits {
-            max_side: 4096,
-            max_pixels: 4 << 20,
-            max_file_bytes: 1 << 20,
-        },
-        apply_exif_orientation: flags & 1 == 1,
-        jpeg_dct_downscale_min_side: (flags & 2 == 2).then_some(16),
-        window_for: None,
-    };
-    // Flag 4: decode only what CLIP's preprocessing reads, which must give what the whole
-    // picture gives.
-    if flags & 4 == 4 {
-        let spec = PreprocessSpec::clip();
-        let windowed = DecodeOptions {
-            window_for: Some(spec.geometry()),
-            ..options
-        };
-        let (Ok(part), Ok(whole)) = (decode_bytes(data, &windowed), decode_bytes(data, &options))
-        else {
-            assert_eq!(
-                decode_bytes(data, &windowed).is_ok(),
-                decode_bytes(data, &options).is_ok(),
-                "a window decode fails exactly where the whole decode fails"
-            );
-            return false;
-        };
-        assert_eq!(
-            spec.preprocess(&part).unwrap(),
-            spec.preprocess(&whole).unwrap()
-        );
-    }
-    let Ok(image) = decode_bytes(data, &options) else {
-        return false;
-    };
-    for spec in [PreprocessSpec::clip(), PreprocessSpec::dinov2()] {
-        let t = spec.preprocess(&image).unwrap();
-        assert_eq!(t.shape(), [3, 224, 224]);
-        assert!(t.iter().all(|v| v.is_finite()));
-    }
-    true
-}
+// The `decode` fuzz target's own checks (returns whether the input decoded).
+#[path = "../../../fuzz/checks/decode.rs"]
+mod checks;
+use checks::decode_target;
 
 #[test]
 fn decode_seeds_and_their_variants() {
