@@ -13,16 +13,41 @@ use turbojpeg::{Compressor, Image, PixelFormat, Subsamp};
 mod common;
 use common::with_exif_orientation;
 
+/// Decode options that decode only what `spec` reads.
+fn only_for(spec: &PreprocessSpec) -> DecodeOptions {
+    DecodeOptions {
+        window_for: Some(spec.geometry()),
+        ..DecodeOptions::default()
+    }
+}
+
+/// xorshift64*: reproducible noise and random cases without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        (self.next() >> 32) % n
+    }
+    fn side(&mut self, max: u64) -> u32 {
+        // Mostly small sides, some tiny, some large.
+        match self.below(4) {
+            0 => 1 + self.below(16) as u32,
+            _ => 1 + self.below(max) as u32,
+        }
+    }
+}
+
 /// A busy picture: smooth colour ramps (chroma upsampling matters) plus noise (so no block is
 /// flat), `channels` bytes a pixel.
 fn picture(w: usize, h: usize, channels: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut noise = move || {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 58) as i32
-    };
+    let mut rng = Rng(seed | 1);
+    let mut noise = move || (rng.next() >> 58) as i32;
     let mut out = Vec::with_capacity(w * h * channels);
     for y in 0..h {
         for x in 0..w {
@@ -123,10 +148,7 @@ fn specs() -> Vec<PreprocessSpec> {
 /// returns whether the decode was a window.
 fn check(bytes: &[u8], spec: &PreprocessSpec, what: &str) -> bool {
     let whole = decode_bytes(bytes, &DecodeOptions::default()).unwrap();
-    let only = DecodeOptions {
-        window_for: Some(spec.geometry()),
-        ..DecodeOptions::default()
-    };
+    let only = only_for(spec);
     let part = decode_bytes(bytes, &only).unwrap();
     assert_eq!(part.full_size(), whole.full_size(), "{what}");
     // The pixels the spec reads are the whole decode's pixels. (Not all of the window's:
@@ -209,10 +231,7 @@ fn arithmetic_coded_window_equals_whole() {
 fn the_window_is_smaller_than_the_picture() {
     // CLIP on a 640 × 480 picture reads the middle ~490 columns and every row.
     let bytes = jpeg(640, 480, Subsamp::Sub2x2, false, 7);
-    let only = DecodeOptions {
-        window_for: Some(PreprocessSpec::clip().geometry()),
-        ..DecodeOptions::default()
-    };
+    let only = only_for(&PreprocessSpec::clip());
     let part = decode_bytes(&bytes, &only).unwrap();
     assert!(part.is_window());
     assert_eq!(part.full_size(), (640, 480));
@@ -221,10 +240,7 @@ fn the_window_is_smaller_than_the_picture() {
     assert_eq!(part.origin().0 % 16, 0, "left edge on the iMCU grid");
     assert_eq!(part.origin().1, 0);
     // DINOv2 crops 224 of 256 rows too.
-    let only = DecodeOptions {
-        window_for: Some(PreprocessSpec::dinov2().geometry()),
-        ..DecodeOptions::default()
-    };
+    let only = only_for(&PreprocessSpec::dinov2());
     let part = decode_bytes(&bytes, &only).unwrap();
     assert!(part.height() < 480 && part.width() < 480);
 }
@@ -254,10 +270,7 @@ fn cmyk_window_equals_whole() {
 fn a_window_read_outside_is_an_error() {
     // DINOv2's window crops rows; CLIP reads every row of a landscape picture.
     let bytes = jpeg(640, 480, Subsamp::Sub2x2, false, 9);
-    let only = DecodeOptions {
-        window_for: Some(PreprocessSpec::dinov2().geometry()),
-        ..DecodeOptions::default()
-    };
+    let only = only_for(&PreprocessSpec::dinov2());
     let part = decode_bytes(&bytes, &only).unwrap();
     assert!(part.is_window());
     let err = PreprocessSpec::clip().preprocess(&part).unwrap_err();
@@ -283,14 +296,7 @@ fn a_window_read_outside_is_an_error() {
         assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
     }
     // CLIP's window holds all DINOv2 reads of this picture: that works, and exactly.
-    let clip_part = decode_bytes(
-        &bytes,
-        &DecodeOptions {
-            window_for: Some(PreprocessSpec::clip().geometry()),
-            ..DecodeOptions::default()
-        },
-    )
-    .unwrap();
+    let clip_part = decode_bytes(&bytes, &only_for(&PreprocessSpec::clip())).unwrap();
     let whole = decode_bytes(&bytes, &DecodeOptions::default()).unwrap();
     let dinov2 = PreprocessSpec::dinov2();
     assert_eq!(
@@ -303,10 +309,7 @@ fn a_window_read_outside_is_an_error() {
 fn no_window_where_it_would_not_be_exact_or_possible() {
     let bytes = jpeg(640, 480, Subsamp::Sub2x2, false, 11);
     let clip = PreprocessSpec::clip();
-    let only = DecodeOptions {
-        window_for: Some(clip.geometry()),
-        ..DecodeOptions::default()
-    };
+    let only = only_for(&clip);
     // A picture the EXIF orientation rotates is decoded whole, and still preprocesses right.
     let rotated = with_exif_orientation(&bytes, 6);
     let with_orientation = DecodeOptions {
@@ -345,25 +348,6 @@ fn no_window_where_it_would_not_be_exact_or_possible() {
         image::ImageFormat::Png,
     );
     assert!(!decode_bytes(&png, &only).unwrap().is_window());
-}
-
-/// xorshift64*: a reproducible stream for the random cases below.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) % n
-    }
-    fn side(&mut self, max: u64) -> u32 {
-        // Mostly small sides, some tiny, some large.
-        match self.below(4) {
-            0 => 1 + self.below(16) as u32,
-            _ => 1 + self.below(max) as u32,
-        }
-    }
 }
 
 #[test]
