@@ -55,6 +55,26 @@ fn best_ms_per_image(blobs: &[Vec<u8>], rounds: usize, mut f: impl FnMut(&[u8]))
     1000.0 * best / blobs.len() as f64
 }
 
+/// Best-of-5 ms per image of decoding with `opts` and preprocessing into one reused batch slot.
+fn into_slot(blobs: &[Vec<u8>], spec: &PreprocessSpec, opts: &DecodeOptions) -> f64 {
+    let mut slot = spec
+        .preprocess(&decode_bytes(&blobs[0], opts).unwrap())
+        .unwrap();
+    best_ms_per_image(blobs, 5, |b| {
+        let img = decode_bytes(b, opts).unwrap();
+        spec.preprocess_into(&img, slot.view_mut()).unwrap();
+        black_box(&slot);
+    })
+}
+
+/// The default decode options, decoding only what `spec` reads.
+fn window(spec: &PreprocessSpec) -> DecodeOptions {
+    DecodeOptions {
+        window_for: Some(spec.geometry()),
+        ..DecodeOptions::default()
+    }
+}
+
 fn main() {
     let dir = root().join("target/bench-data/preprocess-jpegs");
     if !dir.join("img_031.jpg").exists() {
@@ -127,13 +147,9 @@ fn main() {
             jpeg_dct_downscale_min_side: spec.fast_jpeg_min_side(),
             ..opts
         };
-        let window = DecodeOptions {
-            window_for: Some(spec.geometry()),
-            ..opts
-        };
         for (mode, o) in [
             ("exact", opts),
-            ("exact_window", window),
+            ("exact_window", window(spec)),
             ("fast_jpeg", fast),
         ] {
             g.bench_function(format!("decode+{name} {mode}"), |b| {
@@ -176,56 +192,18 @@ fn main() {
         ),
         // The extraction pipeline's path (`embed_paths`, `disc21-eval`): each image is
         // preprocessed into a batch slot that outlives it, so no output array per image.
-        ("decode_clip_into", {
-            let mut slot = clip
-                .preprocess(&decode_bytes(&blobs[0], &opts).unwrap())
-                .unwrap();
-            best_ms_per_image(&blobs, 5, |b| {
-                let img = decode_bytes(b, &opts).unwrap();
-                clip.preprocess_into(&img, slot.view_mut()).unwrap();
-                black_box(&slot);
-            })
-        }),
-        ("decode_dinov2_into", {
-            let mut slot = dino
-                .preprocess(&decode_bytes(&blobs[0], &opts).unwrap())
-                .unwrap();
-            best_ms_per_image(&blobs, 5, |b| {
-                let img = decode_bytes(b, &opts).unwrap();
-                dino.preprocess_into(&img, slot.view_mut()).unwrap();
-                black_box(&slot);
-            })
-        }),
+        ("decode_clip_into", into_slot(&blobs, &clip, &opts)),
+        ("decode_dinov2_into", into_slot(&blobs, &dino, &opts)),
         // What the pipeline does since window decoding: libjpeg-turbo decodes only the part
         // the spec reads (same values).
-        ("decode_clip_window", {
-            let o = DecodeOptions {
-                window_for: Some(clip.geometry()),
-                ..opts
-            };
-            let mut slot = clip
-                .preprocess(&decode_bytes(&blobs[0], &o).unwrap())
-                .unwrap();
-            best_ms_per_image(&blobs, 5, |b| {
-                let img = decode_bytes(b, &o).unwrap();
-                clip.preprocess_into(&img, slot.view_mut()).unwrap();
-                black_box(&slot);
-            })
-        }),
-        ("decode_dinov2_window", {
-            let o = DecodeOptions {
-                window_for: Some(dino.geometry()),
-                ..opts
-            };
-            let mut slot = dino
-                .preprocess(&decode_bytes(&blobs[0], &o).unwrap())
-                .unwrap();
-            best_ms_per_image(&blobs, 5, |b| {
-                let img = decode_bytes(b, &o).unwrap();
-                dino.preprocess_into(&img, slot.view_mut()).unwrap();
-                black_box(&slot);
-            })
-        }),
+        (
+            "decode_clip_window",
+            into_slot(&blobs, &clip, &window(&clip)),
+        ),
+        (
+            "decode_dinov2_window",
+            into_slot(&blobs, &dino, &window(&dino)),
+        ),
     ];
     println!(
         "\nms per 500×400 JPEG, one core, best of 5 rounds over {} files",
