@@ -419,11 +419,7 @@ pub(crate) fn run_device<P: AsRef<Path> + Sync>(
         .iter()
         .map(|t| BufPtr(t.data_ptr().cast::<u8>()))
         .collect();
-    let mut decode = tracker.options.decode_options(spec);
-    if resize_on_device {
-        // The device resizes whole pictures.
-        decode.window_for = None;
-    }
+    let decode = tracker.options.decode_options(spec);
     let load = |path: &Path, slot: &mut [u8]| {
         if resize_on_device {
             load_raw(spec, &decode, max_pixels, (h, w), path, slot)

@@ -262,14 +262,17 @@ impl ExtractOptions {
     }
 
     /// The decode options used for a model with this preprocessing: [`ExtractOptions::decode`],
-    /// with the DCT downscale of [`ExtractOptions::fast_jpeg`] filled in, and JPEGs decoded
-    /// only where the spec reads them ([`DecodeOptions::window_for`], exact).
+    /// with the DCT downscale of [`ExtractOptions::fast_jpeg`] filled in, and, when images are
+    /// resized on the host, JPEGs decoded only where the spec reads them
+    /// ([`DecodeOptions::window_for`], exact; [`ResizeOn::Device`] uploads whole pictures).
     pub fn decode_options(&self, spec: &PreprocessSpec) -> DecodeOptions {
         let mut decode = self.decode;
         if self.fast_jpeg && decode.jpeg_dct_downscale_min_side.is_none() {
             decode.jpeg_dct_downscale_min_side = spec.fast_jpeg_min_side();
         }
-        decode.window_for = Some(spec.geometry());
+        if self.resize_on == ResizeOn::Host {
+            decode.window_for = Some(spec.geometry());
+        }
         decode
     }
 
