@@ -6,8 +6,11 @@
 //! (env: `VECINDEX_BENCH_M`, `VECINDEX_BENCH_EFC` (defaults: `HnswParams::default()`),
 //! `VECINDEX_BENCH_EFS` = "16,32,64,128,256", `VECINDEX_BENCH_SELF` = 10000 points checked
 //! for self-retrieval, `VECINDEX_BENCH_HNSW_RS` = 1 to also time `hnsw_rs`'s own search on the
-//! same graph, 0 to skip it; `VECINDEX_BENCH_REPS` = 5 timed passes, the best counts;
-//! `VECINDEX_BENCH_INDEX` = a file to reuse a saved index from, or save the built one to).
+//! same graph, 0 to skip it (default: 1 with the `hnsw_rs` builder, 0 with ours: a built index
+//! would rebuild `hnsw_rs`'s graph on each call); `VECINDEX_BENCH_REPS` = 5 timed passes, the
+//! best counts; `VECINDEX_BENCH_INDEX` = a file to reuse a saved index from, or save the built
+//! one to; `VECINDEX_BENCH_BUILDER` = `native` (default: `HnswIndex::build`, this crate's
+//! insertion) or `hnsw_rs` (`HnswIndex::new` + `add`: `hnsw_rs`'s insertion).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::PathBuf;
@@ -70,14 +73,24 @@ fn main() {
     // else build it and save it there, to iterate on search without rebuilding.
     let saved = std::env::var_os("VECINDEX_BENCH_INDEX").map(PathBuf::from);
     let reused = saved.as_ref().is_some_and(|p| p.exists());
+    let hnsw_rs_builder = match std::env::var("VECINDEX_BENCH_BUILDER").as_deref() {
+        Ok("hnsw_rs") => true,
+        Ok("native") | Err(_) => false,
+        Ok(other) => panic!("VECINDEX_BENCH_BUILDER={other}: native or hnsw_rs"),
+    };
     let t = Instant::now();
     let index = match &saved {
         Some(p) if p.exists() => HnswIndex::load(p).unwrap(),
         _ => {
-            // `new` + `add` rather than `build`: keeps hnsw_rs's graph for its own search below
-            // (a released or loaded index rebuilds it on each hnsw_rs search call).
-            let mut index = HnswIndex::new(d, Metric::InnerProduct, params, n).unwrap();
-            vecindex::VectorIndex::add(&mut index, &ids, &base).unwrap();
+            let index = if hnsw_rs_builder {
+                // `new` + `add`: hnsw_rs inserts, and its graph is kept for its own search
+                // below.
+                let mut index = HnswIndex::new(d, Metric::InnerProduct, params, n).unwrap();
+                vecindex::VectorIndex::add(&mut index, &ids, &base).unwrap();
+                index
+            } else {
+                HnswIndex::build(d, Metric::InnerProduct, params, &ids, &base).unwrap()
+            };
             if let Some(p) = &saved {
                 index.save(p).unwrap();
             }
@@ -86,8 +99,14 @@ fn main() {
     };
     let build = t.elapsed().as_secs_f64();
     println!(
-        "vecindex HnswIndex (graph built by hnsw_rs): n = {n}, d = {d}, nq = {nq}, M = {}, ef_construction = {}, threads = {threads}",
-        params.m, params.ef_construction
+        "vecindex HnswIndex (graph built by {}): n = {n}, d = {d}, nq = {nq}, M = {}, ef_construction = {}, threads = {threads}",
+        if hnsw_rs_builder {
+            "hnsw_rs"
+        } else {
+            "vecindex"
+        },
+        params.m,
+        params.ef_construction
     );
     if reused {
         println!("loaded a saved index in {build:.1} s (no build)");
@@ -124,7 +143,7 @@ fn main() {
         index.search_copy_bytes() as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );
-    let with_hnsw_rs = env("VECINDEX_BENCH_HNSW_RS", 1) != 0;
+    let with_hnsw_rs = env("VECINDEX_BENCH_HNSW_RS", usize::from(hnsw_rs_builder)) != 0;
     println!(
         "| ef_search | recall@{k} | queries/s | ms/query (1 thread equiv.) | single query, 1 thread: wall ms | CPU ms |{}",
         if with_hnsw_rs {

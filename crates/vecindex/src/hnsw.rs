@@ -9,6 +9,7 @@ use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result, format_err, io_err};
+use crate::hnsw_graph::build::BuildParams;
 use crate::hnsw_graph::{DumpLayout, Graph};
 use crate::ids::IdMap;
 use crate::persist::Loaded;
@@ -181,7 +182,10 @@ impl HnswIndex {
         })
     }
 
-    /// Builds an index from ids and row-major vectors (parallel insertion).
+    /// Builds an index from ids and row-major vectors (parallel insertion on the current
+    /// rayon pool). The graph is built straight into the flat arrays searches walk, by this
+    /// crate's insertion (hnswlib's and FAISS's algorithm), not by `hnsw_rs`; it is saved as
+    /// an `hnsw_rs` dump as before, which `hnsw_rs` reloads.
     pub fn build<S: AsRef<str>>(
         dim: usize,
         metric: Metric,
@@ -189,10 +193,47 @@ impl HnswIndex {
         ids: &[S],
         vectors: &[f32],
     ) -> Result<Self> {
-        let mut index = Self::new(dim, metric, params, ids.len())?;
-        index.add(ids, vectors)?;
-        index.release_insertion_graph()?;
+        let mut index = Self::new(dim, metric, params, 1)?;
+        if ids.is_empty() && vectors.is_empty() {
+            return Ok(index);
+        }
+        let order = index.check_batch(ids, vectors)?;
+        let graph = Graph::extended(
+            Graph::empty(metric, dim),
+            vectors,
+            &order,
+            BuildParams {
+                m: params.m,
+                ef_construction: params.ef_construction,
+                seed: params.seed,
+            },
+        )
+        .map_err(|(_, e)| Error::Hnsw(format!("cannot build the graph: {e}")))?;
+        // `validate` keeps M within a byte.
+        let layout = DumpLayout::native(&graph, params.m as u8, params.ef_construction);
+        index.source = Source::Loaded(layout);
+        index.graph = OnceLock::from(Ok(graph));
+        index.ids.extend(ids)?;
         Ok(index)
+    }
+
+    /// Checks a batch for [`VectorIndex::add`] and [`HnswIndex::build`]; returns the order
+    /// to insert its rows in (shuffled by the seed: clustered or sorted data inserted in a
+    /// random order gives a better-connected graph).
+    fn check_batch<S: AsRef<str>>(&self, ids: &[S], vectors: &[f32]) -> Result<Vec<usize>> {
+        let rows = check_rows(vectors, self.dim)?;
+        if rows != ids.len() {
+            return Err(Error::IdCountMismatch {
+                ids: ids.len(),
+                vectors: rows,
+            });
+        }
+        self.ids.check_new(ids)?;
+        let first = self.ids.len();
+        let mut order: Vec<usize> = (0..rows).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.params.seed ^ first as u64);
+        order.shuffle(&mut rng);
+        Ok(order)
     }
 
     /// Drops `hnsw_rs`'s graph, the second copy of the vectors that only inserting needs,
@@ -551,19 +592,8 @@ impl VectorIndex for HnswIndex {
     }
 
     fn add<S: AsRef<str>>(&mut self, ids: &[S], vectors: &[f32]) -> Result<()> {
-        let rows = check_rows(vectors, self.dim)?;
-        if rows != ids.len() {
-            return Err(Error::IdCountMismatch {
-                ids: ids.len(),
-                vectors: rows,
-            });
-        }
-        self.ids.check_new(ids)?;
+        let order = self.check_batch(ids, vectors)?;
         let first = self.ids.len();
-        let mut order: Vec<usize> = (0..rows).collect();
-        // Inserting clustered or sorted data in a random order gives a better-connected graph.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.params.seed ^ first as u64);
-        order.shuffle(&mut rng);
         let batch: Vec<(&[f32], usize)> = order
             .iter()
             .map(|&i| (&vectors[i * self.dim..(i + 1) * self.dim], first + i))

@@ -16,6 +16,8 @@ use std::sync::Arc;
 use hnsw_rs::prelude::{Hnsw, Point};
 use rayon::prelude::*;
 
+pub(crate) mod build;
+
 use crate::hnsw::HnswDistance;
 use crate::topk::best_first;
 use crate::{Hit, Metric, kernels};
@@ -81,7 +83,7 @@ struct Node {
 
 impl Graph {
     /// A graph of no points.
-    fn empty(metric: Metric, dim: usize) -> Self {
+    pub(crate) fn empty(metric: Metric, dim: usize) -> Self {
         Self {
             metric,
             dim,
@@ -516,22 +518,14 @@ impl DumpLayout {
         let layers = u8::try_from(hnsw.get_max_level())
             .map_err(|_| format!("{} layers", hnsw.get_max_level()))?;
         let pi = hnsw.get_point_indexation();
-        let mut description = Vec::with_capacity(96);
-        description.extend_from_slice(&MAGIC_DESCR_4.to_ne_bytes());
-        description.push(1); // a full dump: neighbours with their layer and rank
-        description.push(hnsw.get_max_nb_connection());
-        description.extend_from_slice(&pi.get_level_scale().to_ne_bytes());
-        description.push(layers);
-        description.extend_from_slice(&hnsw.get_ef_construction().to_ne_bytes());
-        description.extend_from_slice(&hnsw.get_nb_point().to_ne_bytes());
-        description.extend_from_slice(&dim.to_ne_bytes());
-        for name in [
-            hnsw.get_distance_name(),
-            std::any::type_name::<f32>().to_string(),
-        ] {
-            description.extend_from_slice(&name.len().to_ne_bytes());
-            description.extend_from_slice(name.as_bytes());
-        }
+        let description = description(
+            hnsw.get_max_nb_connection(),
+            pi.get_level_scale(),
+            layers,
+            hnsw.get_ef_construction(),
+            hnsw.get_nb_point(),
+            dim,
+        );
         let order: Vec<u32> = points_in_dump_order(hnsw)
             .iter()
             .map(|p| p.get_origin_id() as u32)
@@ -549,6 +543,52 @@ impl DumpLayout {
             order,
         })
     }
+}
+
+impl DumpLayout {
+    /// The layout for a graph this crate built: the description `hnsw_rs` would write for an
+    /// index of these parameters (`hnsw_rs`'s level scale `1 / ln M`, its 16 layers), points
+    /// layer by layer in row order, the entry point first on the top layer (where a reload
+    /// takes it from).
+    pub(crate) fn native(graph: &Graph, m: u8, ef_construction: usize) -> Self {
+        const LAYERS: u8 = 16;
+        let mut order: Vec<u32> = (0..graph.n as u32).collect();
+        order.sort_by_key(|&r| (graph.level[r as usize], r != graph.entry, r));
+        Self {
+            description: description(
+                m,
+                1.0 / f64::from(m).ln(),
+                LAYERS,
+                ef_construction,
+                graph.n,
+                graph.dim,
+            ),
+            descr_layers: LAYERS,
+            layers: LAYERS,
+            order,
+        }
+    }
+}
+
+/// The description part of an `hnsw_rs` 0.3 dump (format 4, full dump), byte for byte.
+fn description(m: u8, scale: f64, layers: u8, ef: usize, n: usize, dim: usize) -> Vec<u8> {
+    let mut d = Vec::with_capacity(96);
+    d.extend_from_slice(&MAGIC_DESCR_4.to_ne_bytes());
+    d.push(1); // a full dump: neighbours with their layer and rank
+    d.push(m);
+    d.extend_from_slice(&scale.to_ne_bytes());
+    d.push(layers);
+    d.extend_from_slice(&ef.to_ne_bytes());
+    d.extend_from_slice(&n.to_ne_bytes());
+    d.extend_from_slice(&dim.to_ne_bytes());
+    for name in [
+        std::any::type_name::<HnswDistance>(),
+        std::any::type_name::<f32>(),
+    ] {
+        d.extend_from_slice(&name.len().to_ne_bytes());
+        d.extend_from_slice(name.as_bytes());
+    }
+    d
 }
 
 /// A neighbour as the dump names it: (distance, layer, rank in layer).
