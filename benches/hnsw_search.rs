@@ -6,11 +6,12 @@
 //! (env: `VECINDEX_BENCH_M`, `VECINDEX_BENCH_EFC` (defaults: `HnswParams::default()`),
 //! `VECINDEX_BENCH_EFS` = "16,32,64,128,256", `VECINDEX_BENCH_SELF` = 10000 points checked
 //! for self-retrieval, `VECINDEX_BENCH_HNSW_RS` = 1 to also time `hnsw_rs`'s own search on the
-//! same graph, 0 to skip it (default: 1 with the `hnsw_rs` builder, 0 with ours: a built index
-//! would rebuild `hnsw_rs`'s graph on each call); `VECINDEX_BENCH_REPS` = 5 timed passes, the
+//! same graph (reloaded by `hnsw_rs` from the index's dump), 0 to skip it (default: 1 with the
+//! `hnsw_rs` builder, 0 with ours); `VECINDEX_BENCH_REPS` = 5 timed passes, the
 //! best counts; `VECINDEX_BENCH_INDEX` = a file to reuse a saved index from, or save the built
 //! one to; `VECINDEX_BENCH_BUILDER` = `native` (default: `HnswIndex::build`, this crate's
-//! insertion) or `hnsw_rs` (`HnswIndex::new` + `add`: `hnsw_rs`'s insertion).
+//! insertion) or `hnsw_rs` (`hnsw_rs`'s insertion, the graph then copied out: the build of
+//! before).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::PathBuf;
@@ -83,11 +84,7 @@ fn main() {
         Some(p) if p.exists() => HnswIndex::load(p).unwrap(),
         _ => {
             let index = if hnsw_rs_builder {
-                // `new` + `add`: hnsw_rs inserts, and its graph is kept for its own search
-                // below.
-                let mut index = HnswIndex::new(d, Metric::InnerProduct, params, n).unwrap();
-                vecindex::VectorIndex::add(&mut index, &ids, &base).unwrap();
-                index
+                HnswIndex::build_with_hnsw_rs(d, Metric::InnerProduct, params, &ids, &base).unwrap()
             } else {
                 HnswIndex::build(d, Metric::InnerProduct, params, &ids, &base).unwrap()
             };
@@ -139,11 +136,12 @@ fn main() {
     let t = Instant::now();
     let _ = index.search_one_with_ef(&queries[..d], k, 16).unwrap();
     println!(
-        "first search (copies the graph, {:.0} MB): {:.2} s",
+        "graph and vectors {:.0} MB; first search {:.2} s",
         index.search_copy_bytes() as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );
     let with_hnsw_rs = env("VECINDEX_BENCH_HNSW_RS", usize::from(hnsw_rs_builder)) != 0;
+    let hnsw_rs = with_hnsw_rs.then(|| index.hnsw_rs_searcher().unwrap());
     println!(
         "| ef_search | recall@{k} | queries/s | ms/query (1 thread equiv.) | single query, 1 thread: wall ms | CPU ms |{}",
         if with_hnsw_rs {
@@ -174,8 +172,8 @@ fn main() {
             "| {ef} | {recall:.4} | {qps:.0} | {:.3} | {single:.3} | {cpu} |",
             1e3 * threads as f64 / qps
         );
-        if with_hnsw_rs {
-            let (res, qps) = timed(&|q| index.search_hnsw_rs_with_ef(q, k, ef).unwrap());
+        if let Some(hnsw_rs) = &hnsw_rs {
+            let (res, qps) = timed(&|q| hnsw_rs.search_with_ef(q, k, ef).unwrap());
             line += &format!(" {:.4} | {qps:.0} |", recall_of(&res));
         }
         println!("{line}");

@@ -1,10 +1,10 @@
 //! Memory and time of `HnswIndex::load` (Linux: reads `/proc/self/status`).
 //!
 //! ```sh
-//! # memory after a build and a first search: `build` (hnsw_rs's graph released) or `keep`
-//! # (`new` + `add`, both copies held)
+//! # time and memory of a build and a first search: `build` (this crate's insertion) or
+//! # `hnsw_rs` (hnsw_rs's insertion, the graph then copied out and hnsw_rs's dropped)
 //! cargo run --release -p vecindex --example hnsw_load_memory -- build 100000
-//! cargo run --release -p vecindex --example hnsw_load_memory -- keep 100000
+//! cargo run --release -p vecindex --example hnsw_load_memory -- hnsw_rs 100000
 //! # once: build and save an index of N random unit vectors of dimension 768 (M 16, ef_c 64)
 //! cargo run --release -p vecindex --example hnsw_load_memory -- /tmp/hnsw100k.vix 100000
 //! # then: load it in a fresh process and print the resident memory it added
@@ -55,7 +55,7 @@ fn main() {
         std::process::exit(2);
     };
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    if path == "build" || path == "keep" {
+    if path == "build" || path == "hnsw_rs" {
         let data: Vec<f32> = (0..n).flat_map(|_| unit(&mut state)).collect();
         let ids: Vec<String> = (0..n).map(|i| format!("R{i:06}")).collect();
         let params = HnswParams {
@@ -68,19 +68,16 @@ fn main() {
         let index = if path == "build" {
             HnswIndex::build(DIM, Metric::InnerProduct, params, &ids, &data).unwrap()
         } else {
-            let mut index = HnswIndex::new(DIM, Metric::InnerProduct, params, n).unwrap();
-            index.add(&ids, &data).unwrap();
-            index
+            HnswIndex::build_with_hnsw_rs(DIM, Metric::InnerProduct, params, &ids, &data).unwrap()
         };
         let hits = index.search(&unit(&mut state), 5).unwrap();
         println!(
             "{path}: {:.1} s; resident memory +{:.0} MiB after the build and a search (peak {:.0} \
-             MiB); the vectors alone {:.0} MiB; hnsw_rs graph held: {}; {} hits",
+             MiB); the vectors alone {:.0} MiB; {} hits",
             t.elapsed().as_secs_f64(),
             status_mib("VmRSS:") - before,
             status_mib("VmHWM:"),
             (n * DIM * 4) as f64 / f64::from(1u32 << 20),
-            index.holds_hnsw_rs_graph(),
             hits[0].len()
         );
         return;
@@ -110,11 +107,10 @@ fn main() {
     let hits = index.search(&unit(&mut state), 5).unwrap();
     println!(
         "load {load_s:.2} s; resident memory +{:.0} MiB after the load (peak {:.0} MiB); \
-         the vectors alone {:.0} MiB; hnsw_rs graph held: {}; {} hits",
+         the vectors alone {:.0} MiB; {} hits",
         status_mib("VmRSS:") - before,
         status_mib("VmHWM:"),
         (index.len() * DIM * 4) as f64 / f64::from(1u32 << 20),
-        index.holds_hnsw_rs_graph(),
         hits[0].len()
     );
 }

@@ -1,9 +1,8 @@
-//! Approximate search on an HNSW graph built by `hnsw_rs`.
+//! Approximate search on an HNSW graph this crate builds and stores as `hnsw_rs` dumps.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
-use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
+use hnsw_rs::prelude::{Distance, Hnsw, HnswIo};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
@@ -20,10 +19,10 @@ use crate::{Hit, MAX_DIM, Metric, VectorIndex, check_queries, check_query, check
 pub const MAX_M: usize = 255;
 /// Largest `ef_construction` / `ef_search` accepted.
 pub const MAX_EF: usize = 1 << 16;
-/// Number of layers handed to `hnsw_rs` (its own maximum).
+/// Number of layers `hnsw_rs` keeps (its own maximum), for [`HnswIndex::build_with_hnsw_rs`].
 const MAX_LAYERS: usize = 16;
 
-/// HNSW build and search parameters. [`HnswParams::validate`] runs before `hnsw_rs` sees them.
+/// HNSW build and search parameters, checked by [`HnswParams::validate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HnswParams {
     /// Neighbours kept per node and layer (layer 0 keeps `2 * m`); 2..=[`MAX_M`].
@@ -32,9 +31,9 @@ pub struct HnswParams {
     pub ef_construction: usize,
     /// Default candidate list size while searching (raised to `k` when smaller); 1..=[`MAX_EF`].
     pub ef_search: usize,
-    /// Seeds the order in which each batch passed to `add` is inserted. (`hnsw_rs` 0.3 draws
-    /// node levels from its own fixed seed, and parallel insertion is not deterministic, so the
-    /// graph itself is not bit-reproducible.)
+    /// Seeds the order in which each batch passed to `add` is inserted and the levels its
+    /// points are given. Built on one thread (a one-thread rayon pool), the same input and
+    /// seed give the same graph; parallel insertion is not deterministic.
     pub seed: u64,
 }
 
@@ -109,40 +108,26 @@ impl Distance<f32> for HnswDistance {
     }
 }
 
-/// Approximate nearest-neighbour search on an HNSW graph built by `hnsw_rs`. Vectors are
-/// inserted in parallel (rayon). For [`Metric::InnerProduct`] the vectors should be
-/// unit-normalised (the graph uses `1 - dot` as its distance); scores are `1 - distance` (inner
-/// product) or `-distance` (L2).
+/// Approximate nearest-neighbour search on an HNSW graph. Vectors are inserted in parallel
+/// (rayon). For [`Metric::InnerProduct`] the vectors should be unit-normalised (the graph uses
+/// `1 - dot` as its distance); scores are `1 - distance` (inner product) or `-distance` (L2).
 ///
-/// Searches do not use `hnsw_rs`'s search: they run the standard HNSW search on a copy of the
-/// graph and the vectors in flat arrays this crate owns. [`HnswIndex::build`] makes the copy
-/// and drops `hnsw_rs`'s graph, and a loaded index reads the file straight into the flat
-/// arrays: either holds its vectors once. After [`HnswIndex::new`] and `add`, the copy is made
-/// on the first search and `hnsw_rs`'s graph is kept beside it for further insertions (the
-/// vectors held twice, `4 * dim` bytes per point each) until
-/// [`HnswIndex::release_insertion_graph`]. `hnsw_rs`'s graph is rebuilt from the flat copy
-/// when an index without it is added to.
+/// The graph and the vectors live in flat arrays this crate owns: insertion (hnswlib's and
+/// FAISS's algorithm: heuristic neighbour choice, reverse links pruned by the same heuristic)
+/// and the standard HNSW search both run on them, and the vectors are held once. Files are
+/// `hnsw_rs` 0.3 dumps inside this crate's format, which `hnsw_rs` reloads; `hnsw_rs` is
+/// used for its file format and, in tests and benchmarks, as the reference search.
 pub struct HnswIndex {
-    /// What inserts and saves: `hnsw_rs`'s graph, or for a loaded or built index the dump
-    /// layout.
-    source: Source,
-    /// The flat copy searches use, made on first use (at load, by the load); reset by `add`.
-    graph: OnceLock<std::result::Result<Graph, String>>,
+    /// The graph searches walk and `add` extends.
+    graph: Graph,
+    /// How a loaded index's file laid its graph out, to save it back the same way; `None`
+    /// once added to (saved with [`DumpLayout::native`]).
+    layout: Option<DumpLayout>,
     dim: usize,
     metric: Metric,
     params: HnswParams,
     ids: IdMap,
     model_id: String,
-}
-
-/// Where an index's graph lives besides the flat copy searches use.
-enum Source {
-    /// `hnsw_rs`'s graph, which inserts and dumps itself: after `new` and `add`.
-    HnswRs(Hnsw<'static, f32, HnswDistance>),
-    /// A loaded index, or one whose `hnsw_rs` graph was released (`build`), not added to
-    /// since: the flat copy is the only graph, written back as an `hnsw_rs` dump with this
-    /// layout (to save, or to rebuild `hnsw_rs`'s graph for `add`).
-    Loaded(DumpLayout),
 }
 
 impl std::fmt::Debug for HnswIndex {
@@ -158,22 +143,17 @@ impl std::fmt::Debug for HnswIndex {
 }
 
 impl HnswIndex {
-    /// An empty index; `capacity` is a hint for the number of vectors to come.
+    /// An empty index; `capacity` is a hint for the number of vectors to come (unused: the
+    /// graph grows by whole batches).
     pub fn new(dim: usize, metric: Metric, params: HnswParams, capacity: usize) -> Result<Self> {
+        let _ = capacity;
         if dim == 0 || dim > MAX_DIM {
             return Err(Error::InvalidDimension(dim));
         }
         params.validate()?;
-        let hnsw = Hnsw::new(
-            params.m,
-            capacity.max(1),
-            MAX_LAYERS,
-            params.ef_construction,
-            HnswDistance { metric },
-        );
         Ok(Self {
-            source: Source::HnswRs(hnsw),
-            graph: OnceLock::new(),
+            graph: Graph::empty(metric, dim),
+            layout: None,
             dim,
             metric,
             params,
@@ -182,10 +162,8 @@ impl HnswIndex {
         })
     }
 
-    /// Builds an index from ids and row-major vectors (parallel insertion on the current
-    /// rayon pool). The graph is built straight into the flat arrays searches walk, by this
-    /// crate's insertion (hnswlib's and FAISS's algorithm), not by `hnsw_rs`; it is saved as
-    /// an `hnsw_rs` dump as before, which `hnsw_rs` reloads.
+    /// Builds an index from ids and row-major vectors: [`HnswIndex::new`] then
+    /// [`VectorIndex::add`] (parallel insertion on the current rayon pool).
     pub fn build<S: AsRef<str>>(
         dim: usize,
         metric: Metric,
@@ -193,27 +171,8 @@ impl HnswIndex {
         ids: &[S],
         vectors: &[f32],
     ) -> Result<Self> {
-        let mut index = Self::new(dim, metric, params, 1)?;
-        if ids.is_empty() && vectors.is_empty() {
-            return Ok(index);
-        }
-        let order = index.check_batch(ids, vectors)?;
-        let graph = Graph::extended(
-            Graph::empty(metric, dim),
-            vectors,
-            &order,
-            BuildParams {
-                m: params.m,
-                ef_construction: params.ef_construction,
-                seed: params.seed,
-            },
-        )
-        .map_err(|(_, e)| Error::Hnsw(format!("cannot build the graph: {e}")))?;
-        // `validate` keeps M within a byte.
-        let layout = DumpLayout::native(&graph, params.m as u8, params.ef_construction);
-        index.source = Source::Loaded(layout);
-        index.graph = OnceLock::from(Ok(graph));
-        index.ids.extend(ids)?;
+        let mut index = Self::new(dim, metric, params, ids.len())?;
+        index.add(ids, vectors)?;
         Ok(index)
     }
 
@@ -236,33 +195,9 @@ impl HnswIndex {
         Ok(order)
     }
 
-    /// Drops `hnsw_rs`'s graph, the second copy of the vectors that only inserting needs,
-    /// keeping the flat copy searches use (made now if no search made it yet): the index then
-    /// holds its vectors once, as a loaded one does. [`HnswIndex::build`] ends with this; after
-    /// [`HnswIndex::new`] and [`VectorIndex::add`] both copies are kept until it is called. A
-    /// later `add` rebuilds `hnsw_rs`'s graph from the flat copy first (about as long as a
-    /// load); saving writes the same file either way.
+    /// Kept for compatibility: the index holds one graph since insertion moved off
+    /// `hnsw_rs`'s graph, so there is nothing to release. Always `Ok`.
     pub fn release_insertion_graph(&mut self) -> Result<()> {
-        let Source::HnswRs(hnsw) = &self.source else {
-            return Ok(());
-        };
-        if self.ids.is_empty() {
-            // Nothing to hold twice; an empty graph has no dump either.
-            return Ok(());
-        }
-        let layout = DumpLayout::of_hnsw_rs(hnsw, self.dim, self.ids.len())
-            .map_err(|e| Error::Hnsw(format!("cannot release hnsw_rs's graph: {e}")))?;
-        self.graph()?;
-        self.source = Source::Loaded(layout);
-        // hnsw_rs's graph is many small allocations, which glibc keeps in its arenas once
-        // freed: without a trim, the process would not shrink.
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        {
-            // SAFETY: malloc_trim only returns free memory to the system; it is thread-safe.
-            unsafe {
-                libc::malloc_trim(0);
-            }
-        }
         Ok(())
     }
 
@@ -297,112 +232,86 @@ impl HnswIndex {
     pub fn search_one_with_ef(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>> {
         check_query(query, self.dim, k)?;
         check_ef(ef)?;
-        Ok(self.graph()?.search(query, k.min(self.ids.len()), ef))
+        Ok(self.graph.search(query, k.min(self.ids.len()), ef))
     }
 
     /// Searches a batch of queries (in parallel) with candidate list size `ef`.
     pub fn search_with_ef(&self, queries: &[f32], k: usize, ef: usize) -> Result<Vec<Vec<Hit>>> {
         check_queries(queries, self.dim, k)?;
         check_ef(ef)?;
-        let graph = self.graph()?;
         Ok(queries
             .par_chunks_exact(self.dim)
-            .map(|q| graph.search(q, k.min(self.ids.len()), ef))
+            .map(|q| self.graph.search(q, k.min(self.ids.len()), ef))
             .collect())
     }
 
-    /// The flat copy of the graph, made on first use.
-    fn graph(&self) -> Result<&Graph> {
-        self.graph
-            .get_or_init(|| match &self.source {
-                Source::HnswRs(hnsw) => Graph::export(hnsw, self.metric, self.dim, self.ids.len()),
-                // The flat copy of a loaded or released index is made by the load or the
-                // release, so this is not reached.
-                Source::Loaded(_) => Err("no graph".into()),
-            })
-            .as_ref()
-            .map_err(|e| Error::Hnsw(format!("cannot export the graph: {e}")))
-    }
-
-    /// The `hnsw_rs` graph of an index without one (loaded or released), rebuilt by handing
-    /// `hnsw_rs` the dump of the flat copy.
-    fn reload_hnsw_rs(&self) -> Result<Hnsw<'static, f32, HnswDistance>> {
-        let (graph, data) = self.dump_bytes()?;
-        hnsw_rs_load(
-            Path::new("<index>"),
-            &graph,
-            &data,
-            self.metric,
-            self.ids.len(),
-        )
-    }
-
-    /// Searches with `hnsw_rs`'s own search on the same graph (slower; kept to compare recall
-    /// and speed against in tests and benchmarks). On an index without its `hnsw_rs` graph (loaded, built), each
-    /// call rebuilds `hnsw_rs`'s graph first.
+    /// Builds the graph with `hnsw_rs`'s own insertion (`Hnsw::parallel_insert_slice`) and
+    /// copies it out, as this crate did before it inserted itself: kept to compare build time
+    /// and recall against in tests and benchmarks. Same input order as [`HnswIndex::build`].
     #[doc(hidden)]
-    pub fn search_hnsw_rs_with_ef(
-        &self,
-        queries: &[f32],
-        k: usize,
-        ef: usize,
-    ) -> Result<Vec<Vec<Hit>>> {
-        check_queries(queries, self.dim, k)?;
-        check_ef(ef)?;
-        let reloaded;
-        let hnsw = match &self.source {
-            Source::HnswRs(h) => h,
-            Source::Loaded(_) => {
-                reloaded = self.reload_hnsw_rs()?;
-                &reloaded
-            }
-        };
-        Ok(queries
-            .par_chunks_exact(self.dim)
-            .map(|q| self.search_hnsw_rs(hnsw, q, k, ef))
-            .collect())
-    }
-
-    /// Whether `hnsw_rs`'s own graph (a second copy of the vectors, needed to insert) is held:
-    /// after [`HnswIndex::new`] and `add`, not after a build, a load or
-    /// [`HnswIndex::release_insertion_graph`].
-    pub fn holds_hnsw_rs_graph(&self) -> bool {
-        matches!(self.source, Source::HnswRs(_))
-    }
-
-    /// Bytes held by the flat copy searches use (0 after `add`, before the first search).
-    pub fn search_copy_bytes(&self) -> usize {
-        match self.graph.get() {
-            Some(Ok(g)) => g.heap_bytes(),
-            _ => 0,
+    pub fn build_with_hnsw_rs<S: AsRef<str>>(
+        dim: usize,
+        metric: Metric,
+        params: HnswParams,
+        ids: &[S],
+        vectors: &[f32],
+    ) -> Result<Self> {
+        let mut index = Self::new(dim, metric, params, ids.len())?;
+        let order = index.check_batch(ids, vectors)?;
+        if order.is_empty() {
+            return Ok(index);
         }
-    }
-
-    fn search_hnsw_rs(
-        &self,
-        hnsw: &Hnsw<'static, f32, HnswDistance>,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-    ) -> Vec<Hit> {
-        if self.ids.is_empty() {
-            return Vec::new();
-        }
-        let k = k.min(self.ids.len());
-        let found = hnsw.search(query, k, ef.max(k));
-        let mut hits: Vec<Hit> = found
+        let hnsw = Hnsw::new(
+            params.m,
+            ids.len(),
+            MAX_LAYERS,
+            params.ef_construction,
+            HnswDistance { metric },
+        );
+        let batch: Vec<(&[f32], usize)> = order
             .iter()
-            .map(|n| Hit {
-                row: n.d_id,
-                score: match self.metric {
-                    Metric::InnerProduct => 1.0 - n.distance,
-                    Metric::L2 => -n.distance,
-                } + 0.0,
-            })
+            .map(|&i| (&vectors[i * dim..(i + 1) * dim], i))
             .collect();
-        hits.sort_unstable_by(best_first);
-        hits.truncate(k);
-        hits
+        hnsw.parallel_insert_slice(&batch);
+        let fail = |e: String| Error::Hnsw(format!("cannot copy hnsw_rs's graph: {e}"));
+        index.graph = Graph::export(&hnsw, metric, dim, ids.len()).map_err(fail)?;
+        index.layout = Some(DumpLayout::of_hnsw_rs(&hnsw, dim, ids.len()).map_err(fail)?);
+        index.ids.extend(ids)?;
+        Ok(index)
+    }
+
+    /// The graph reloaded by `hnsw_rs` from this index's dump, to search with `hnsw_rs`'s own
+    /// search (slower; kept to compare recall and speed against in tests and benchmarks).
+    #[doc(hidden)]
+    pub fn hnsw_rs_searcher(&self) -> Result<HnswRsSearcher> {
+        let (graph, data) = self.dump_bytes()?;
+        Ok(HnswRsSearcher {
+            hnsw: hnsw_rs_load(
+                Path::new("<index>"),
+                &graph,
+                &data,
+                self.metric,
+                self.ids.len(),
+            )?,
+            dim: self.dim,
+            metric: self.metric,
+        })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Always `false`: kept for compatibility (the index held a second graph, `hnsw_rs`'s,
+    /// after `new` and `add` when `hnsw_rs` inserted).
+    pub fn holds_hnsw_rs_graph(&self) -> bool {
+        false
+    }
+
+    /// Bytes held by the graph and its vectors.
+    pub fn search_copy_bytes(&self) -> usize {
+        self.graph.heap_bytes()
     }
 
     /// Saves the index in this crate's format (header, ids, the `hnsw_rs` dump, checksum):
@@ -414,9 +323,7 @@ impl HnswIndex {
     /// Loads an index saved by [`HnswIndex::save`]. The checksum and every header field are
     /// verified, then the embedded `hnsw_rs` dump is read straight into the flat arrays
     /// searches use and checked (every row exactly once) before this returns; the vectors are
-    /// held once. `hnsw_rs`'s own graph is rebuilt from them by the first [`VectorIndex::add`]
-    /// (about as long as this load; `hnsw_rs` ties a rebuilt graph to its loader, so each
-    /// rebuild keeps that small object, a few hundred bytes, alive for the rest of the process).
+    /// held once, and [`VectorIndex::add`] inserts into the loaded graph.
     pub fn load(path: &Path) -> Result<Self> {
         crate::persist::load_hnsw(path)
     }
@@ -426,32 +333,30 @@ impl HnswIndex {
         crate::persist::check_model(&self.model_id, expected)
     }
 
-    /// The `hnsw_rs` dump (graph file, data file) as bytes: `hnsw_rs`'s own, or for a loaded
-    /// index written from the flat copy.
+    /// The `hnsw_rs` dump (graph file, data file) as bytes, written from the graph: in a
+    /// loaded index's own layout until it is added to, else in [`DumpLayout::native`]'s.
     pub(crate) fn dump_bytes(&self) -> Result<(Vec<u8>, Vec<u8>)> {
         if self.ids.is_empty() {
             return Err(Error::Hnsw(
                 "an empty HNSW index cannot be saved (its graph has no entry point yet)".into(),
             ));
         }
-        let hnsw = match &self.source {
-            Source::HnswRs(hnsw) => hnsw,
-            Source::Loaded(layout) => {
-                return self
-                    .graph()?
-                    .write_dump(layout, &HnswDistance::new(self.metric))
-                    .map_err(Error::Hnsw);
+        let native;
+        let layout = match &self.layout {
+            Some(layout) => layout,
+            None => {
+                // `validate` keeps M within a byte.
+                native = DumpLayout::native(
+                    &self.graph,
+                    self.params.m as u8,
+                    self.params.ef_construction,
+                );
+                &native
             }
         };
-        let dir = tempfile::tempdir().map_err(io_err(Path::new("<temporary directory>")))?;
-        let base = hnsw
-            .file_dump(dir.path(), "hnsw")
-            .map_err(|e| Error::Hnsw(format!("dump failed: {e}")))?;
-        let graph_path = dir.path().join(format!("{base}.hnsw.graph"));
-        let data_path = dir.path().join(format!("{base}.hnsw.data"));
-        let graph = std::fs::read(&graph_path).map_err(io_err(&graph_path))?;
-        let data = std::fs::read(&data_path).map_err(io_err(&data_path))?;
-        Ok((graph, data))
+        self.graph
+            .write_dump(layout, &HnswDistance::new(self.metric))
+            .map_err(Error::Hnsw)
     }
 
     /// Rebuilds an index from a verified file's parts.
@@ -509,7 +414,6 @@ impl HnswIndex {
         // cannot (every row present once on the layers searches walk, up to the entry point's
         // level; seen from the fuzzer: a dump framing six points of which hnsw_rs walks four),
         // so a file it refuses is a load error, not a loaded index whose every search fails.
-        // hnsw_rs's own graph is rebuilt from it only if the index is added to.
         let (graph, layout) = Graph::from_dump(
             l.metric,
             l.dim,
@@ -521,8 +425,8 @@ impl HnswIndex {
         )
         .map_err(|m| format_err(path, m))?;
         Ok(Self {
-            source: Source::Loaded(layout),
-            graph: OnceLock::from(Ok(graph)),
+            graph,
+            layout: Some(layout),
             dim: l.dim,
             metric: l.metric,
             params: l.params,
@@ -533,8 +437,8 @@ impl HnswIndex {
 }
 
 /// Hands an `hnsw_rs` dump to `hnsw_rs` (through files in a temporary folder, its only way in)
-/// and returns the graph it reloads, ready to search and insert into. `path` names the source
-/// in errors.
+/// and returns the graph it reloads (to compare against in tests and benchmarks). `path` names
+/// the source in errors.
 pub(crate) fn hnsw_rs_load(
     path: &Path,
     graph: &[u8],
@@ -565,6 +469,45 @@ pub(crate) fn hnsw_rs_load(
     Ok(hnsw)
 }
 
+/// `hnsw_rs`'s own search on an index's graph ([`HnswIndex::hnsw_rs_searcher`]).
+#[doc(hidden)]
+pub struct HnswRsSearcher {
+    hnsw: Hnsw<'static, f32, HnswDistance>,
+    dim: usize,
+    metric: Metric,
+}
+
+impl HnswRsSearcher {
+    /// Searches a batch of queries (in parallel) with `hnsw_rs`'s search, candidate list
+    /// size `ef` (raised to `k`).
+    pub fn search_with_ef(&self, queries: &[f32], k: usize, ef: usize) -> Result<Vec<Vec<Hit>>> {
+        check_queries(queries, self.dim, k)?;
+        check_ef(ef)?;
+        let n = self.hnsw.get_nb_point();
+        Ok(queries
+            .par_chunks_exact(self.dim)
+            .map(|q| {
+                let k = k.min(n);
+                let mut hits: Vec<Hit> = self
+                    .hnsw
+                    .search(q, k, ef.max(k))
+                    .iter()
+                    .map(|nb| Hit {
+                        row: nb.d_id,
+                        score: match self.metric {
+                            Metric::InnerProduct => 1.0 - nb.distance,
+                            Metric::L2 => -nb.distance,
+                        } + 0.0,
+                    })
+                    .collect();
+                hits.sort_unstable_by(best_first);
+                hits.truncate(k);
+                hits
+            })
+            .collect())
+    }
+}
+
 fn check_ef(ef: usize) -> Result<()> {
     if !(1..=MAX_EF).contains(&ef) {
         return Err(Error::InvalidParams(format!(
@@ -593,21 +536,24 @@ impl VectorIndex for HnswIndex {
 
     fn add<S: AsRef<str>>(&mut self, ids: &[S], vectors: &[f32]) -> Result<()> {
         let order = self.check_batch(ids, vectors)?;
-        let first = self.ids.len();
-        let batch: Vec<(&[f32], usize)> = order
-            .iter()
-            .map(|&i| (&vectors[i * self.dim..(i + 1) * self.dim], first + i))
-            .collect();
-        if let Source::Loaded(_) = self.source {
-            // A loaded or released index: hnsw_rs's graph first, from the flat copy.
-            self.source = Source::HnswRs(self.reload_hnsw_rs()?);
+        if order.is_empty() {
+            return Ok(());
         }
-        self.graph = OnceLock::new();
-        if let Source::HnswRs(hnsw) = &mut self.source {
-            hnsw.set_searching_mode(false);
-            hnsw.parallel_insert_slice(&batch);
-            hnsw.set_searching_mode(true);
+        let old = std::mem::replace(&mut self.graph, Graph::empty(self.metric, self.dim));
+        let params = BuildParams {
+            m: self.params.m,
+            ef_construction: self.params.ef_construction,
+            seed: self.params.seed,
+        };
+        match Graph::extended(old, vectors, &order, params) {
+            Ok(graph) => self.graph = graph,
+            Err(failed) => {
+                let (old, e) = *failed;
+                self.graph = old;
+                return Err(Error::Hnsw(format!("cannot insert: {e}")));
+            }
         }
+        self.layout = None;
         self.ids.extend(ids)
     }
 

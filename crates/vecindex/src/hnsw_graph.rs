@@ -1,6 +1,7 @@
-//! A read-only copy of an `hnsw_rs` graph in flat arrays, and the standard HNSW search on it
-//! (greedy descent through the upper layers, then an `ef`-bounded best-first search of layer 0,
-//! as in hnswlib and FAISS).
+//! An HNSW graph in flat arrays, the standard HNSW search on it (greedy descent through the
+//! upper layers, then an `ef`-bounded best-first search of layer 0, as in hnswlib and FAISS),
+//! its insertion ([`build`]), and its reading from and writing to `hnsw_rs` dumps (the file
+//! format); [`Graph::export`] copies a graph `hnsw_rs` built, for comparisons.
 //!
 //! `hnsw_rs`'s own search allocates an `Arc` per candidate, keeps visited points in a SipHash
 //! `HashMap` and takes a read lock per neighbour list; at d = 768 that made it ~14x slower than
@@ -906,7 +907,6 @@ mod tests {
         let data: Vec<f32> = (0..n * d)
             .map(|i| (((i * 7919) % 1013) as f32 / 1013.0) - 0.5)
             .collect();
-        let ids: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
@@ -916,15 +916,26 @@ mod tests {
                 m: 8,
                 ..HnswParams::default()
             };
-            let mut index = HnswIndex::new(d, metric, params, n).unwrap();
-            pool.install(|| {
-                crate::VectorIndex::add(&mut index, &ids, &data).unwrap();
-            });
-            assert!(index.holds_hnsw_rs_graph());
-            let (their_graph, their_data) = index.dump_bytes().unwrap();
-            index.release_insertion_graph().unwrap();
-            assert!(!index.holds_hnsw_rs_graph());
-            let (our_graph, our_data) = index.dump_bytes().unwrap();
+            let hnsw = Hnsw::new(
+                params.m,
+                n,
+                16,
+                params.ef_construction,
+                HnswDistance::new(metric),
+            );
+            let batch: Vec<(&[f32], usize)> = data.chunks_exact(d).zip(0..n).collect();
+            pool.install(|| hnsw.parallel_insert_slice(&batch));
+            // hnsw_rs's own dump, through its files.
+            let dir = tempfile::tempdir().unwrap();
+            let base = hnsw_rs::prelude::AnnT::file_dump(&hnsw, dir.path(), "hnsw").unwrap();
+            let their_graph = std::fs::read(dir.path().join(format!("{base}.hnsw.graph"))).unwrap();
+            let their_data = std::fs::read(dir.path().join(format!("{base}.hnsw.data"))).unwrap();
+            // Ours: the graph copied out and written in the layout read off hnsw_rs's graph.
+            let layout = DumpLayout::of_hnsw_rs(&hnsw, d, n).unwrap();
+            let copied = Graph::export(&hnsw, metric, d, n).unwrap();
+            let (our_graph, our_data) = copied
+                .write_dump(&layout, &HnswDistance::new(metric))
+                .unwrap();
             assert!(our_data == their_data, "{metric}: data parts differ");
             let (dl, layers) = description_len(&their_graph);
             assert_eq!(our_graph[..dl], their_graph[..dl], "{metric}: descriptions");
@@ -970,6 +981,8 @@ mod tests {
                     .unwrap();
             let theirs = Graph::export(&reloaded, metric, d, n).unwrap();
             assert_same(&ours, &theirs);
+            // ... and both are the graph the build made.
+            assert_same(&ours, index.graph());
 
             let distance = HnswDistance::new(metric);
             let (graph2, dump2) = ours.write_dump(&layout, &distance).unwrap();

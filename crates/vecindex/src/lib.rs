@@ -27,6 +27,8 @@ mod topk;
 
 pub use error::{Error, Result};
 pub use flat::FlatIndex;
+#[doc(hidden)]
+pub use hnsw::HnswRsSearcher;
 pub use hnsw::{HnswIndex, HnswParams, MAX_EF, MAX_M};
 pub use ids::IdMap;
 pub use persist::{IndexKind, peek_kind};

@@ -13,7 +13,9 @@
 //! change it. With one thread the graph is the same for the same seed and input.
 
 use std::cmp::Reverse;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Mutex, PoisonError};
 
 use rand::{Rng, SeedableRng};
@@ -45,7 +47,9 @@ struct Records {
 impl Records {
     fn new(records: usize, cap: usize) -> Self {
         Self {
-            ids: (0..records * (1 + cap)).map(|_| AtomicU32::new(0)).collect(),
+            ids: (0..records * (1 + cap))
+                .map(|_| AtomicU32::new(0))
+                .collect(),
             cap,
         }
     }
@@ -170,7 +174,11 @@ impl Build<'_> {
             if w.found.is_empty() {
                 continue;
             }
-            let cap = if layer == 0 { self.l0.cap } else { self.upper.cap };
+            let cap = if layer == 0 {
+                self.l0.cap
+            } else {
+                self.upper.cap
+            };
             if w.found.len() <= cap {
                 w.chosen.clone_from(&w.found);
             } else {
@@ -200,7 +208,8 @@ impl Build<'_> {
         let _own = self.lock(q);
         let (recs, r) = self.records(q, layer);
         recs.read(r, &mut w.list);
-        w.list.retain(|&x| !w.chosen.iter().any(|&k| row_of(k) == x));
+        w.list
+            .retain(|&x| !w.chosen.iter().any(|&k| row_of(k) == x));
         if w.list.is_empty() {
             recs.write(r, w.chosen.iter().map(|&k| row_of(k)));
             return;
@@ -347,20 +356,28 @@ impl Graph {
         vectors: &[f32],
         order: &[usize],
         params: BuildParams,
-    ) -> Result<Graph, (Graph, String)> {
+    ) -> Result<Graph, Box<(Graph, String)>> {
         let dim = old.dim;
         let added = vectors.len() / dim;
         let n = old.n + added;
         if u32::try_from(n).is_err() || order.len() != added {
-            return Err((old, format!("{n} points: more than u32 rows")));
+            return Err(Box::new((old, format!("{n} points: more than u32 rows"))));
         }
         let m = params.m;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(params.seed ^ ((old.n as u64) << 1));
         let new_levels: Vec<u8> = (0..added).map(|_| draw_level(&mut rng, m)).collect();
-        let records: usize = old.level.iter().chain(&new_levels).map(|&l| l as usize).sum();
+        let records: usize = old
+            .level
+            .iter()
+            .chain(&new_levels)
+            .map(|&l| l as usize)
+            .sum();
         if u32::try_from(records * (1 + m)).is_err() {
             // Cannot happen below u32::MAX / 15 points; checked rather than assumed.
-            return Err((old, "upper layers too large for u32 offsets".into()));
+            return Err(Box::new((
+                old,
+                "upper layers too large for u32 offsets".into(),
+            )));
         }
         let mut level = old.level.clone();
         level.extend(new_levels);
@@ -495,7 +512,12 @@ impl Graph {
                 }
                 let nv = self.vector(nb);
                 let (far, slot) = (1..=count)
-                    .map(|i| (key(distance(nv, self.vector(self.l0[at + i])), self.l0[at + i]), i))
+                    .map(|i| {
+                        (
+                            key(distance(nv, self.vector(self.l0[at + i])), self.l0[at + i]),
+                            i,
+                        )
+                    })
                     .max()
                     .unwrap_or((0, 0));
                 if slot > 0 && held[row_of(far) as usize] > 1 {
@@ -615,7 +637,7 @@ mod tests {
             .build()
             .unwrap()
             .install(|| Graph::extended(Graph::empty(metric, d), v, &order, p))
-            .map_err(|(_, e)| e)
+            .map_err(|e| e.1)
             .unwrap()
     }
 
@@ -633,7 +655,11 @@ mod tests {
                     0 => (g.layer0(row), 2 * m),
                     _ => (g.upper_links(row, layer), m),
                 };
-                assert!(list.len() <= cap, "row {row} layer {layer}: {} links", list.len());
+                assert!(
+                    list.len() <= cap,
+                    "row {row} layer {layer}: {} links",
+                    list.len()
+                );
                 assert!(!list.contains(&row), "row {row} links itself");
                 let mut seen = list.to_vec();
                 seen.sort_unstable();
@@ -697,7 +723,7 @@ mod tests {
                 .build()
                 .unwrap()
                 .install(|| Graph::extended(small, &v[5 * d..], &order, p))
-                .map_err(|(_, e)| e)
+                .map_err(|e| e.1)
                 .unwrap();
             check_well_formed(&grown, 2);
             assert!(
@@ -712,7 +738,7 @@ mod tests {
                     let order: Vec<usize> = (0..n2).collect();
                     Graph::extended(g, &v[n1 * d..], &order, params(3))
                 })
-                .map_err(|(_, e)| e)
+                .map_err(|e| e.1)
                 .unwrap();
             check_well_formed(&g, 8);
             assert_eq!(g.n, n1 + n2);
@@ -740,7 +766,11 @@ mod tests {
             g.l0[at + 1..=at + kept.len()].copy_from_slice(&kept);
         }
         g.level[orphan as usize] = 0;
-        let held = |g: &Graph| (0..n as u32).filter(|&r| g.layer0(r).contains(&orphan)).count();
+        let held = |g: &Graph| {
+            (0..n as u32)
+                .filter(|&r| g.layer0(r).contains(&orphan))
+                .count()
+        };
         assert_eq!(held(&g), 0);
         g.link_orphans();
         assert_eq!(held(&g), 1);
