@@ -349,12 +349,13 @@ fn search(
                 (to_pairs(found), build, "cpu")
             }
             (IndexChoice::Hnsw, _) => {
-                let index = HnswIndex::build(
+                let index = build_hnsw(
                     dim,
                     Metric::InnerProduct,
                     HnswParams::default(),
                     &refs.ids,
                     r_flat,
+                    true,
                 )
                 .map_err(|e| err(e.to_string()))?;
                 let build = t0.elapsed().as_secs_f64();
@@ -378,6 +379,31 @@ fn search(
         options.index, timing.queries_per_second
     );
     Ok((hits, timing))
+}
+
+/// [`HnswIndex::build`] with progress (points inserted, rate, ETA) on stderr when `progress`
+/// and stderr is a terminal.
+pub fn build_hnsw<S: AsRef<str>>(
+    dim: usize,
+    metric: Metric,
+    params: HnswParams,
+    ids: &[S],
+    vectors: &[f32],
+    progress: bool,
+) -> vecindex::Result<HnswIndex> {
+    let shown = std::sync::Mutex::new(
+        crate::pipeline::progress::Progress::new(progress, ids.len()).counting("points"),
+    );
+    let mut index = HnswIndex::new(dim, metric, params, ids.len())?;
+    index.add_with_progress(ids, vectors, &|done, _| {
+        if let Ok(mut shown) = shown.lock() {
+            shown.set(done);
+        }
+    })?;
+    if let Ok(mut shown) = shown.into_inner() {
+        shown.finish();
+    }
+    Ok(index)
 }
 
 fn to_pairs(found: Vec<Vec<vecindex::Hit>>) -> Vec<Vec<(usize, f32)>> {

@@ -298,6 +298,37 @@ impl HnswIndex {
         })
     }
 
+    /// [`VectorIndex::add`], calling `progress(inserted, total)` about every 1 % of the batch
+    /// and once at the end, from the inserting threads (for progress output on long builds:
+    /// 100,000 × 768 took 116 s on two cores).
+    pub fn add_with_progress<S: AsRef<str>>(
+        &mut self,
+        ids: &[S],
+        vectors: &[f32],
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<()> {
+        let order = self.check_batch(ids, vectors)?;
+        if order.is_empty() {
+            return Ok(());
+        }
+        let old = std::mem::replace(&mut self.graph, Graph::empty(self.metric, self.dim));
+        let params = BuildParams {
+            m: self.params.m,
+            ef_construction: self.params.ef_construction,
+            seed: self.params.seed,
+        };
+        match Graph::extended(old, vectors, &order, params, progress) {
+            Ok(graph) => self.graph = graph,
+            Err(failed) => {
+                let (old, e) = *failed;
+                self.graph = old;
+                return Err(Error::Hnsw(format!("cannot insert: {e}")));
+            }
+        }
+        self.layout = None;
+        self.ids.extend(ids)
+    }
+
     #[cfg(test)]
     pub(crate) fn graph(&self) -> &Graph {
         &self.graph
@@ -535,26 +566,7 @@ impl VectorIndex for HnswIndex {
     }
 
     fn add<S: AsRef<str>>(&mut self, ids: &[S], vectors: &[f32]) -> Result<()> {
-        let order = self.check_batch(ids, vectors)?;
-        if order.is_empty() {
-            return Ok(());
-        }
-        let old = std::mem::replace(&mut self.graph, Graph::empty(self.metric, self.dim));
-        let params = BuildParams {
-            m: self.params.m,
-            ef_construction: self.params.ef_construction,
-            seed: self.params.seed,
-        };
-        match Graph::extended(old, vectors, &order, params) {
-            Ok(graph) => self.graph = graph,
-            Err(failed) => {
-                let (old, e) = *failed;
-                self.graph = old;
-                return Err(Error::Hnsw(format!("cannot insert: {e}")));
-            }
-        }
-        self.layout = None;
-        self.ids.extend(ids)
+        self.add_with_progress(ids, vectors, &|_, _| ())
     }
 
     fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {

@@ -444,3 +444,22 @@ fn new_add_save_load_resave_and_add_again() {
         );
     }
 }
+
+/// `add_with_progress` reports about every 1 % and ends at the batch's size.
+#[test]
+fn add_reports_progress() {
+    let (n, d) = (1000, 16);
+    let data = clustered(n, d, 10, 0.1, seed());
+    let calls = std::sync::Mutex::new(Vec::new());
+    let mut index = HnswIndex::new(d, Metric::L2, HnswParams::default(), n).unwrap();
+    index
+        .add_with_progress(&ids(n), &data, &|done, total| {
+            calls.lock().unwrap().push((done, total));
+        })
+        .unwrap();
+    let calls = calls.into_inner().unwrap();
+    assert_eq!(calls.last(), Some(&(n, n)));
+    assert!(calls.iter().all(|&(done, total)| total == n && done <= n));
+    assert!((90..=101).contains(&calls.len()), "{} calls", calls.len());
+    assert_eq!(index.len(), n);
+}

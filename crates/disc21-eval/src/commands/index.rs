@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use vecindex::{FlatIndex, HnswIndex, HnswParams, Metric};
+use vecindex::{FlatIndex, HnswParams, Metric};
 
 /// Kind of index to build.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ef_search: args.ef_search,
                 seed: args.seed,
             };
-            let index = HnswIndex::build(d, metric, params, &ids, &data)
+            let index = disc21_eval::benchmark::build_hnsw(d, metric, params, &ids, &data, true)
                 .with_context(|| inputs(&args))?
                 .with_model_id(args.model_id.clone());
             index.save(&args.out)?;

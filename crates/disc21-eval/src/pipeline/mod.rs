@@ -27,7 +27,7 @@
 pub mod cache;
 pub mod device;
 mod list;
-mod progress;
+pub(crate) mod progress;
 mod ring;
 pub mod test_model;
 

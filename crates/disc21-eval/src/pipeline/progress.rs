@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 pub(crate) struct Progress {
     enabled: bool,
+    /// What is counted ("images", "points").
+    unit: &'static str,
     total: usize,
     done: usize,
     started: Instant,
@@ -16,6 +18,7 @@ impl Progress {
         let now = Instant::now();
         Self {
             enabled: wanted && std::io::stderr().is_terminal(),
+            unit: "images",
             total,
             done: 0,
             started: now,
@@ -23,8 +26,18 @@ impl Progress {
         }
     }
 
+    /// Counts `unit` instead of images.
+    pub(crate) fn counting(self, unit: &'static str) -> Self {
+        Self { unit, ..self }
+    }
+
     pub(crate) fn advance(&mut self, n: usize) {
-        self.done += n;
+        self.set(self.done + n);
+    }
+
+    /// Sets the count done so far.
+    pub(crate) fn set(&mut self, done: usize) {
+        self.done = done;
         if self.enabled && self.last.elapsed() >= Duration::from_millis(500) {
             self.last = Instant::now();
             self.print();
@@ -32,6 +45,7 @@ impl Progress {
     }
 
     fn print(&self) {
+        let unit = self.unit;
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
         let rate = self.done as f64 / secs;
         let eta = if rate > 0.0 {
@@ -41,7 +55,7 @@ impl Progress {
         };
         let _ = write!(
             std::io::stderr(),
-            "\r{}/{} images, {rate:.1} images/s, ETA {}:{:02}   ",
+            "\r{}/{} {unit}, {rate:.1} {unit}/s, ETA {}:{:02}   ",
             self.done,
             self.total,
             (eta / 60.0) as u64,

@@ -348,7 +348,9 @@ fn draw_level(rng: &mut impl Rng, m: usize) -> u8 {
 
 impl Graph {
     /// The graph of `old`'s points and `vectors` (row-major, `dim` finite floats each, rows
-    /// `old.n..`), inserted in `order` (indices into `vectors`, each once). Built in parallel
+    /// `old.n..`), inserted in `order` (indices into `vectors`, each once); `progress(done,
+    /// total)` is called from the inserting threads about every 1 % of the points and at the
+    /// end. Built in parallel
     /// on the current rayon pool. Fails, before anything is moved, only when the rows do not
     /// fit u32 ids.
     pub(crate) fn extended(
@@ -356,6 +358,7 @@ impl Graph {
         vectors: &[f32],
         order: &[usize],
         params: BuildParams,
+        progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<Graph, Box<(Graph, String)>> {
         let dim = old.dim;
         let added = vectors.len() / dim;
@@ -463,9 +466,19 @@ impl Graph {
             }
             build.done[q as usize].store(true, Release);
         }
+        let total = added;
+        let step = (total / 100).max(1);
+        let inserted = std::sync::atomic::AtomicUsize::new(total - order.len());
         order.par_iter().for_each_init(Work::default, |w, &q| {
             build.insert(w, q, entry, top);
+            let done = inserted.fetch_add(1, Relaxed) + 1;
+            if done % step == 0 && done < total {
+                progress(done, total);
+            }
         });
+        if total > 0 {
+            progress(total, total);
+        }
         let Build { l0, upper, .. } = build;
         g.l0 = l0.into_plain();
         g.upper = upper.into_plain();
@@ -636,7 +649,7 @@ mod tests {
             .num_threads(threads)
             .build()
             .unwrap()
-            .install(|| Graph::extended(Graph::empty(metric, d), v, &order, p))
+            .install(|| Graph::extended(Graph::empty(metric, d), v, &order, p, &|_, _| ()))
             .map_err(|e| e.1)
             .unwrap()
     }
@@ -722,7 +735,7 @@ mod tests {
                 .num_threads(4)
                 .build()
                 .unwrap()
-                .install(|| Graph::extended(small, &v[5 * d..], &order, p))
+                .install(|| Graph::extended(small, &v[5 * d..], &order, p, &|_, _| ()))
                 .map_err(|e| e.1)
                 .unwrap();
             check_well_formed(&grown, 2);
@@ -736,7 +749,7 @@ mod tests {
                 .unwrap()
                 .install(|| {
                     let order: Vec<usize> = (0..n2).collect();
-                    Graph::extended(g, &v[n1 * d..], &order, params(3))
+                    Graph::extended(g, &v[n1 * d..], &order, params(3), &|_, _| ())
                 })
                 .map_err(|e| e.1)
                 .unwrap();
