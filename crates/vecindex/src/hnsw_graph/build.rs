@@ -472,7 +472,7 @@ impl Graph {
         order.par_iter().for_each_init(Work::default, |w, &q| {
             build.insert(w, q, entry, top);
             let done = inserted.fetch_add(1, Relaxed) + 1;
-            if done % step == 0 && done < total {
+            if done.is_multiple_of(step) && done < total {
                 progress(done, total);
             }
         });
