@@ -93,6 +93,8 @@ struct Build<'a> {
     /// the starting point of a lower layer's search, since a point still being inserted has
     /// no lists yet below the layer its insertion has reached.
     done: Vec<AtomicBool>,
+    /// Points whose lists this build wrote: only theirs need sorting afterwards.
+    touched: Vec<AtomicBool>,
     ef: usize,
     kernel: kernels::Kernel,
 }
@@ -206,6 +208,7 @@ impl Build<'_> {
     /// meanwhile stay: the list is then the heuristic's choice among both.
     fn set_own(&self, w: &mut Work, q: u32, layer: u8) {
         let _own = self.lock(q);
+        self.touched[q as usize].store(true, Relaxed);
         let (recs, r) = self.records(q, layer);
         recs.read(r, &mut w.list);
         w.list
@@ -315,6 +318,7 @@ impl Build<'_> {
         if w.list.contains(&q) {
             return;
         }
+        self.touched[nb as usize].store(true, Relaxed);
         if w.list.len() < recs.cap {
             w.list.push(q);
             recs.write(r, w.list.iter().copied());
@@ -354,7 +358,7 @@ impl Graph {
     /// on the current rayon pool. Fails, before anything is moved, only when the rows do not
     /// fit u32 ids.
     pub(crate) fn extended(
-        old: Graph,
+        mut old: Graph,
         vectors: &[f32],
         order: &[usize],
         params: BuildParams,
@@ -411,6 +415,10 @@ impl Graph {
             }
         }
 
+        // The old lists are copied: free them before the vectors grow.
+        old.l0 = Vec::new();
+        old.upper = Vec::new();
+
         // Vectors: the old rows as they are, the new ones copied in (zero padded).
         let mut vecs = old.vectors;
         vecs.resize(n * old.row_blocks, Block::default());
@@ -447,6 +455,7 @@ impl Graph {
             upper,
             locks: (0..n).map(|_| Mutex::new(())).collect(),
             done: (0..n).map(|i| AtomicBool::new(i < old.n)).collect(),
+            touched: (0..n).map(|_| AtomicBool::new(false)).collect(),
             ef: params.ef_construction.max(1),
             kernel: match g.metric {
                 Metric::InnerProduct => kernels::dot_kernel(),
@@ -479,13 +488,16 @@ impl Graph {
         if total > 0 {
             progress(total, total);
         }
-        let Build { l0, upper, .. } = build;
+        let Build {
+            l0, upper, touched, ..
+        } = build;
         g.l0 = l0.into_plain();
         g.upper = upper.into_plain();
         g.entry = entry;
         g.max_level = top;
-        g.link_orphans();
-        g.sort_lists();
+        let mut touched: Vec<bool> = touched.into_iter().map(AtomicBool::into_inner).collect();
+        g.link_orphans(&mut touched);
+        g.sort_lists(&touched);
         Ok(g)
     }
 
@@ -494,7 +506,7 @@ impl Graph {
     /// neighbour: appended when there is room, else in place of that list's farthest point
     /// when that one is held by another list too. A safety net: none were left in the
     /// builds measured (20k x 768, and the tests' sets), but nothing rules them out.
-    fn link_orphans(&mut self) {
+    fn link_orphans(&mut self, touched: &mut [bool]) {
         let mut held = vec![0u32; self.n];
         for row in 0..self.n as u32 {
             for &nb in self.layer0(row) {
@@ -521,6 +533,7 @@ impl Graph {
                     self.l0[at + 1 + count] = row;
                     self.l0[at] += 1;
                     held[row as usize] += 1;
+                    touched[nb as usize] = true;
                     break;
                 }
                 let nv = self.vector(nb);
@@ -537,6 +550,7 @@ impl Graph {
                     self.l0[at + slot] = row;
                     held[row_of(far) as usize] -= 1;
                     held[row as usize] += 1;
+                    touched[nb as usize] = true;
                     break;
                 }
             }
@@ -561,8 +575,9 @@ impl Graph {
 
     /// Orders every neighbour list by distance to its point (ties by row), the order
     /// `hnsw_rs` keeps and a loaded dump is read in, so that a saved and reloaded graph
-    /// walks its lists as this one does.
-    fn sort_lists(&mut self) {
+    /// walks its lists as this one does. Only the `touched` points' lists: the others are as
+    /// a previous build or a load left them, sorted.
+    fn sort_lists(&mut self, touched: &[bool]) {
         let distance = self.distance_fn();
         let mut l0 = std::mem::take(&mut self.l0);
         let mut upper = std::mem::take(&mut self.upper);
@@ -581,18 +596,18 @@ impl Graph {
         let this = &*self;
         l0.par_chunks_mut(self.l0_stride)
             .enumerate()
+            .filter(|(row, _)| touched[*row])
             .for_each(|(row, rec)| sort(this, row as u32, rec));
         // Each point's upper records are consecutive: hand them out point by point.
         let mut parts: Vec<(u32, &mut [u32])> = Vec::new();
         let mut rest = &mut upper[..];
-        let mut by_start: Vec<u32> = (0..self.n as u32)
-            .filter(|&r| self.level[r as usize] > 0)
-            .collect();
-        by_start.sort_unstable_by_key(|&r| self.upper_start[r as usize]);
-        for row in by_start {
+        // (`upper_start` grows with the row.)
+        for row in (0..self.n as u32).filter(|&r| self.level[r as usize] > 0) {
             let len = self.level[row as usize] as usize * self.upper_stride;
             let (mine, more) = rest.split_at_mut(len);
-            parts.push((row, mine));
+            if touched[row as usize] {
+                parts.push((row, mine));
+            }
             rest = more;
         }
         let stride = self.upper_stride;
@@ -785,7 +800,7 @@ mod tests {
                 .count()
         };
         assert_eq!(held(&g), 0);
-        g.link_orphans();
+        g.link_orphans(&mut vec![false; n]);
         assert_eq!(held(&g), 1);
         let nearest = g.layer0(orphan)[0];
         assert!(g.layer0(nearest).contains(&orphan));
