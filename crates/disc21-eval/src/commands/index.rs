@@ -11,7 +11,7 @@ use vecindex::{FlatIndex, HnswParams, Metric};
 pub enum Kind {
     /// Exact search; written as a FAISS `IndexFlatIP`/`IndexFlatL2` file plus `<out>.ids`.
     Flat,
-    /// Approximate search (hnsw_rs); written in vecindex's own format.
+    /// Approximate search (HNSW); written in vecindex's own format (an embedded hnsw_rs dump).
     Hnsw,
 }
 
