@@ -8,8 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use vecindex::faiss_io::{IdSource, ReadOptions};
-use vecindex::{FlatIndex, HnswIndex, VectorIndex};
+use vecindex::{FlatIndex, HnswIndex};
 
 fn inputs(target: &str) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
@@ -35,36 +34,9 @@ fn variants(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
     cuts.chain(flips)
 }
 
-fn search(index: &impl VectorIndex) {
-    let q = vec![0.25; index.dim()];
-    let hits = index.search(&q, 5).unwrap();
-    assert_eq!(hits[0].len(), index.len().min(5));
-}
-
-/// The body of the `vecindex_file` fuzz target.
-fn vecindex_file(data: &[u8], path: &Path) {
-    let Some((&mode, body)) = data.split_first() else {
-        return;
-    };
-    let mut bytes = body.to_vec();
-    if mode & 1 == 1 && bytes.len() >= 4 {
-        common::repair_crc(&mut bytes);
-    }
-    std::fs::write(path, &bytes).unwrap();
-    if mode & 2 == 0 {
-        if let Ok(index) = FlatIndex::load(path) {
-            search(&index);
-        }
-    } else if let Ok(index) = HnswIndex::load(path) {
-        search(&index);
-        // Saved again from the flat copy (our dump writer), it loads to the same answers.
-        let q = vec![0.25; index.dim()];
-        let resaved = path.with_extension("resaved.vix");
-        index.save(&resaved).unwrap();
-        let again = HnswIndex::load(&resaved).unwrap();
-        assert_eq!(again.search(&q, 5).unwrap(), index.search(&q, 5).unwrap());
-    }
-}
+// The fuzz targets' own checks (`checks::vecindex_file`, `checks::faiss_file`).
+#[path = "../../../fuzz/checks/vecindex.rs"]
+mod checks;
 
 #[test]
 fn vecindex_file_seeds_and_their_variants() {
@@ -100,7 +72,7 @@ fn replay_vecindex_file(select: impl Fn(&str) -> bool) {
             assert!(ok, "seed {} does not load", f.display());
         }
         for v in variants(&bytes) {
-            vecindex_file(&v, &path);
+            checks::vecindex_file(&v, &path);
             n += 1;
         }
     }
@@ -115,16 +87,7 @@ fn faiss_file_seeds_and_their_variants() {
     let path = dir.path().join("x.faiss");
     for f in &files {
         for v in variants(&std::fs::read(f).unwrap()) {
-            std::fs::write(&path, &v).unwrap();
-            for mmap in [false, true] {
-                let options = ReadOptions {
-                    mmap,
-                    ids: IdSource::NoSidecar,
-                };
-                if let Ok(index) = FlatIndex::read_faiss(&path, options) {
-                    search(&index);
-                }
-            }
+            checks::faiss_file(&v, &path);
         }
     }
 }

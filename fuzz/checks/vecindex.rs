@@ -1,0 +1,72 @@
+//! The checks of the `vecindex_file` and `faiss_file` fuzz targets, shared with the seed replay
+//! that plain `cargo test` runs (`crates/vecindex/tests/reliability_fuzz_seeds.rs`): both
+//! include this file as a module, so the two cannot drift apart.
+
+use std::path::Path;
+
+use vecindex::faiss_io::{IdSource, ReadOptions};
+use vecindex::{FlatIndex, HnswIndex, VectorIndex};
+
+/// Our index files: any bytes give an index or a typed error, never a panic. The first byte
+/// picks flat (bit 1 clear) or HNSW (set) and whether to repair the checksum (bit 0), so that
+/// inputs get past the CRC to the parser (and, for HNSW, the reader of the embedded `hnsw_rs`
+/// dump); the rest is written to `path`. A loaded index is searched; a loaded HNSW index is
+/// also saved again (beside `path`), and that file must load to the same answers.
+pub fn vecindex_file(data: &[u8], path: &Path) {
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let mut bytes = body.to_vec();
+    if mode & 1 == 1 && bytes.len() >= 4 {
+        let n = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..n]);
+        bytes[n..].copy_from_slice(&crc.to_le_bytes());
+    }
+    std::fs::write(path, &bytes).expect("write the input");
+    if mode & 2 == 0 {
+        if let Ok(index) = FlatIndex::load(path) {
+            search(&index, 5);
+        }
+    } else if let Ok(index) = HnswIndex::load(path) {
+        search(&index, 5);
+        let q = vec![0.25; index.dim()];
+        let first = index.search_with_ef(&q, 3, 1).expect("valid query");
+        // Written back from the loaded graph (our own dump writer): the same answers.
+        let resaved = path.with_extension("resaved.vix");
+        index.save(&resaved).expect("re-save a loaded index");
+        let again = HnswIndex::load(&resaved).expect("load a re-saved index");
+        assert_eq!(again.search_with_ef(&q, 3, 1).expect("valid query"), first);
+        assert_eq!(
+            again.search(&q, 5).expect("valid query"),
+            index.search(&q, 5).expect("valid query")
+        );
+    }
+}
+
+/// FAISS flat and IndexIDMap files at `path` (holding `data`), read into memory and
+/// memory-mapped: any bytes give an index or a typed error, never a panic; a loaded index is
+/// searched.
+pub fn faiss_file(data: &[u8], path: &Path) {
+    std::fs::write(path, data).expect("write the input");
+    for mmap in [false, true] {
+        let options = ReadOptions {
+            mmap,
+            ids: IdSource::NoSidecar,
+        };
+        if let Ok(index) = FlatIndex::read_faiss(path, options) {
+            search(&index, 4);
+        }
+    }
+}
+
+/// A valid query on a loaded index answers `min(k, len)` hits whose rows have ids.
+fn search(index: &impl VectorIndex, k: usize) {
+    let q = vec![0.25; index.dim()];
+    let hits = index
+        .search(&q, k)
+        .expect("a valid query on a loaded index");
+    assert_eq!(hits[0].len(), index.len().min(k));
+    for h in &hits[0] {
+        assert!(index.id(h.row).is_some());
+    }
+}
