@@ -9,6 +9,8 @@
 //! cargo run --release -p vecindex --example hnsw_load_memory -- /tmp/hnsw100k.vix 100000
 //! # then: load it in a fresh process and print the resident memory it added
 //! cargo run --release -p vecindex --example hnsw_load_memory -- /tmp/hnsw100k.vix 100000
+//! # and with ADD=K: then insert K more random points into the loaded index, timed
+//! ADD=1000 cargo run --release -p vecindex --example hnsw_load_memory -- /tmp/hnsw100k.vix 0
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -102,7 +104,7 @@ fn main() {
     }
     let before = status_mib("VmRSS:");
     let t = Instant::now();
-    let index = HnswIndex::load(path).unwrap();
+    let mut index = HnswIndex::load(path).unwrap();
     let load_s = t.elapsed().as_secs_f64();
     let hits = index.search(&unit(&mut state), 5).unwrap();
     println!(
@@ -113,4 +115,15 @@ fn main() {
         (index.len() * DIM * 4) as f64 / f64::from(1u32 << 20),
         hits[0].len()
     );
+    if let Some(k) = std::env::var("ADD").ok().and_then(|v| v.parse::<usize>().ok()) {
+        let data: Vec<f32> = (0..k).flat_map(|_| unit(&mut state)).collect();
+        let ids: Vec<String> = (0..k).map(|i| format!("added{i:06}")).collect();
+        let t = Instant::now();
+        index.add(&ids, &data).unwrap();
+        println!(
+            "added {k} points to {} in {:.2} s",
+            index.len() - k,
+            t.elapsed().as_secs_f64()
+        );
+    }
 }
