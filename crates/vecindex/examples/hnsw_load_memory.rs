@@ -115,7 +115,10 @@ fn main() {
         (index.len() * DIM * 4) as f64 / f64::from(1u32 << 20),
         hits[0].len()
     );
-    if let Some(k) = std::env::var("ADD").ok().and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(k) = std::env::var("ADD")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         let data: Vec<f32> = (0..k).flat_map(|_| unit(&mut state)).collect();
         let ids: Vec<String> = (0..k).map(|i| format!("added{i:06}")).collect();
         let t = Instant::now();

@@ -932,6 +932,11 @@ mod tests {
             let their_data = std::fs::read(dir.path().join(format!("{base}.hnsw.data"))).unwrap();
             // Ours: the graph copied out and written in the layout read off hnsw_rs's graph.
             let layout = DumpLayout::of_hnsw_rs(&hnsw, d, n).unwrap();
+            // A graph we build for the same parameters gets hnsw_rs's description too.
+            let ids: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+            let native = HnswIndex::build(d, metric, params, &ids, &data).unwrap();
+            let native = DumpLayout::native(native.graph(), 8, params.ef_construction);
+            assert_eq!(native.description, layout.description, "{metric}");
             let copied = Graph::export(&hnsw, metric, d, n).unwrap();
             let (our_graph, our_data) = copied
                 .write_dump(&layout, &HnswDistance::new(metric))
