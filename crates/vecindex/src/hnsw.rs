@@ -440,7 +440,7 @@ impl HnswIndex {
                 "embedded hnsw_rs dump is a light dump (neighbours without their layer and rank)",
             ));
         }
-        // Read the dump straight into the flat copy searches use, as hnsw_rs would reload it
+        // Read the dump straight into the graph searches use, as hnsw_rs would reload it
         // and `Graph::export` copy it out; this also checks what the framing checks above
         // cannot (every row present once on the layers searches walk, up to the entry point's
         // level; seen from the fuzzer: a dump framing six points of which hnsw_rs walks four),
