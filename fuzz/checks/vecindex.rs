@@ -11,7 +11,8 @@ use vecindex::{FlatIndex, HnswIndex, VectorIndex};
 /// picks flat (bit 1 clear) or HNSW (set) and whether to repair the checksum (bit 0), so that
 /// inputs get past the CRC to the parser (and, for HNSW, the reader of the embedded `hnsw_rs`
 /// dump); the rest is written to `path`. A loaded index is searched; a loaded HNSW index is
-/// also saved again (beside `path`), and that file must load to the same answers.
+/// also saved again (beside `path`), and that file must load to the same answers, and it
+/// takes a new point.
 pub fn vecindex_file(data: &[u8], path: &Path) {
     let Some((&mode, body)) = data.split_first() else {
         return;
@@ -40,6 +41,12 @@ pub fn vecindex_file(data: &[u8], path: &Path) {
             again.search(&q, 5).expect("valid query"),
             index.search(&q, 5).expect("valid query")
         );
+        // The loaded graph takes a new point (or refuses it with a typed error: its id may
+        // be taken) and is searched again.
+        let mut grown = again;
+        if grown.add(&["\u{1}added"], &q).is_ok() {
+            search(&grown, 5);
+        }
     }
 }
 

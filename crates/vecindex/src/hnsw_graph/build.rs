@@ -399,19 +399,29 @@ impl Graph {
         }
         let l0 = Records::new(n, 2 * m);
         let upper = Records::new(records, m);
-        // The old lists (at most the caps: an `hnsw_rs` dump keeps at most M and 2M).
+        // The old lists, as insertion walks them: at most the caps (an `hnsw_rs` dump keeps
+        // at most M and 2M), and only points that live on the list's layer (a loaded file
+        // could name others; searches skip them, insertion would read past their records).
+        let mut kept = Vec::new();
         for row in 0..old.n as u32 {
-            let list = old.layer0(row);
-            l0.write(
-                row as usize * (1 + 2 * m),
-                list.iter().copied().take(l0.cap),
-            );
-            for layer in 1..=level[row as usize] {
-                let list = old.upper_links(row, layer);
-                upper.write(
-                    upper_start[row as usize] as usize + (layer as usize - 1) * (1 + m),
-                    list.iter().copied().take(upper.cap),
+            for layer in 0..=level[row as usize] {
+                let (list, at, cap) = match layer {
+                    0 => (old.layer0(row), row as usize * (1 + 2 * m), l0.cap),
+                    _ => (
+                        old.upper_links(row, layer),
+                        upper_start[row as usize] as usize + (layer as usize - 1) * (1 + m),
+                        upper.cap,
+                    ),
+                };
+                kept.clear();
+                kept.extend(
+                    list.iter()
+                        .copied()
+                        .filter(|&nb| nb != row && level[nb as usize] >= layer)
+                        .take(cap),
                 );
+                let recs = if layer == 0 { &l0 } else { &upper };
+                recs.write(at, kept.iter().copied());
             }
         }
 
@@ -805,5 +815,26 @@ mod tests {
         let nearest = g.layer0(orphan)[0];
         assert!(g.layer0(nearest).contains(&orphan));
         assert_eq!(lost(&g, &v, orphan as usize..orphan as usize + 1), 0);
+    }
+
+    /// A loaded graph may name, in an upper layer's list, a point that does not live on that
+    /// layer (searches skip it): extending such a graph drops those links instead of reading
+    /// past the point's records.
+    #[test]
+    fn links_to_points_below_the_layer_are_dropped_when_extending() {
+        let (n, d, metric) = (600, 8, Metric::L2);
+        let v = data(n + 50, d, 13, metric);
+        let mut g = build(metric, d, &v[..n * d], params(4), 1);
+        let high = (0..n as u32).find(|&r| g.level[r as usize] >= 1).unwrap();
+        let low = (0..n as u32).find(|&r| g.level[r as usize] == 0).unwrap();
+        let at = g.upper_start[high as usize] as usize;
+        g.upper[at] = 1;
+        g.upper[at + 1] = low;
+        let order: Vec<usize> = (0..50).collect();
+        let grown = Graph::extended(g, &v[n * d..], &order, params(4), &|_, _| ())
+            .map_err(|e| e.1)
+            .unwrap();
+        check_well_formed(&grown, 8);
+        assert!(!grown.upper_links(high, 1).contains(&low));
     }
 }
