@@ -9,11 +9,11 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result, format_err, io_err};
 use crate::hnsw_graph::build::BuildParams;
-use crate::hnsw_graph::{DumpLayout, Graph};
+use crate::hnsw_graph::{DumpLayout, Graph, GraphDistance};
 use crate::ids::IdMap;
 use crate::persist::Loaded;
 use crate::topk::best_first;
-use crate::{Hit, MAX_DIM, Metric, VectorIndex, check_queries, check_query, check_rows, kernels};
+use crate::{Hit, MAX_DIM, Metric, VectorIndex, check_queries, check_query, check_rows};
 
 /// Largest `M` accepted: `hnsw_rs` exits the process above 256 and stores `M` in a byte.
 pub const MAX_M: usize = 255;
@@ -100,11 +100,7 @@ impl HnswDistance {
 impl Distance<f32> for HnswDistance {
     #[inline]
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        match self.metric {
-            // `f32::max` returns 0 for a NaN left operand (inf - inf on overflowing input).
-            Metric::InnerProduct => (1.0 - kernels::dot(a, b)).max(0.0),
-            Metric::L2 => kernels::l2_squared(a, b).max(0.0),
-        }
+        GraphDistance::of(self.metric).eval(a, b)
     }
 }
 

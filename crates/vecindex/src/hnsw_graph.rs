@@ -307,14 +307,16 @@ impl Graph {
     }
 
     fn search_in(&self, s: &mut Scratch, query: &[f32], k: usize, ef: usize) -> Vec<Hit> {
+        // One instance per metric, the metric a constant in each: its branch in
+        // `GraphDistance::eval` folds away in the hot loop.
         match self.metric {
             Metric::InnerProduct => {
-                let dot = kernels::dot_kernel();
-                self.search_with(s, k, ef, |v| (1.0 - dot(query, v)).max(0.0))
+                let d = GraphDistance::of(Metric::InnerProduct);
+                self.search_with(s, k, ef, |v| d.eval(query, v))
             }
             Metric::L2 => {
-                let l2 = kernels::l2_kernel();
-                self.search_with(s, k, ef, |v| l2(query, v).max(0.0))
+                let d = GraphDistance::of(Metric::L2);
+                self.search_with(s, k, ef, |v| d.eval(query, v))
             }
         }
     }
@@ -328,71 +330,14 @@ impl Graph {
         dist: D,
     ) -> Vec<Hit> {
         let key_of = |row: u32| key(dist(self.vector(row)), row);
-        // Greedy descent: move to the closest neighbour until none is closer, layer by layer.
+        // Greedy descent through the upper layers, then a best-first search of layer 0.
         let mut cur = key_of(self.entry);
         for layer in (1..=self.max_level).rev() {
-            loop {
-                let mut best = cur;
-                for &nb in self.upper_links(row_of(cur), layer) {
-                    let kn = key_of(nb);
-                    if kn < best {
-                        best = kn;
-                    }
-                }
-                if best == cur {
-                    break;
-                }
-                cur = best;
-            }
+            cur = descend(&OnLayer { g: self, layer }, cur, key_of);
         }
+        self.search_layer(s, &OnLayer { g: self, layer: 0 }, cur, ef, key_of);
 
-        // Best-first search of layer 0 keeping the `ef` closest points seen.
-        let stamp = s.next_stamp(self.n);
-        let visited = &mut s.visited;
-        let (cand, top, fresh) = (&mut s.cand, &mut s.top, &mut s.fresh);
-        cand.clear();
-        top.clear();
-        visited[row_of(cur) as usize] = stamp;
-        cand.push(Reverse(cur));
-        top.push(cur);
-        let mut worst = cur;
-        while let Some(Reverse(c)) = cand.pop() {
-            if c > worst && top.len() >= ef {
-                break;
-            }
-            // Collect the unvisited neighbours, then measure them while prefetching the
-            // vectors of those a few places ahead, so memory loads overlap arithmetic.
-            fresh.clear();
-            for &nb in self.layer0(row_of(c)) {
-                let v = &mut visited[nb as usize];
-                if *v != stamp {
-                    *v = stamp;
-                    fresh.push(nb);
-                }
-            }
-            let lines = self.row_blocks.min(PREFETCH_LINES);
-            for &nb in fresh.iter().take(PREFETCH_AHEAD) {
-                prefetch(self.row_ptr(nb), lines);
-            }
-            for (j, &nb) in fresh.iter().enumerate() {
-                if let Some(&next) = fresh.get(j + PREFETCH_AHEAD) {
-                    prefetch(self.row_ptr(next), lines);
-                }
-                let kn = key_of(nb);
-                if top.len() < ef || kn < worst {
-                    cand.push(Reverse(kn));
-                    top.push(kn);
-                    if top.len() > ef {
-                        top.pop();
-                    }
-                    if let Some(&w) = top.peek() {
-                        worst = w;
-                    }
-                }
-            }
-        }
-
-        let mut found: Vec<u64> = top.drain().collect();
+        let mut found: Vec<u64> = s.top.drain().collect();
         found.sort_unstable();
         found.truncate(k);
         let mut hits: Vec<Hit> = found
@@ -410,6 +355,139 @@ impl Graph {
             .collect();
         hits.sort_unstable_by(best_first);
         hits
+    }
+}
+
+/// The graph's distance, the one [`HnswDistance`] gives `hnsw_rs`: `max(0, 1 - dot)` for inner
+/// product, the squared L2 distance (at least 0) otherwise, with the kernel looked up once.
+/// Never negative or NaN (`f32::max` returns 0 for a NaN left operand: inf - inf on
+/// overflowing input), which [`key`] and `hnsw_rs` rely on.
+#[derive(Clone, Copy)]
+pub(crate) struct GraphDistance {
+    metric: Metric,
+    kernel: kernels::Kernel,
+}
+
+impl GraphDistance {
+    #[inline(always)]
+    pub(crate) fn of(metric: Metric) -> Self {
+        let kernel = match metric {
+            Metric::InnerProduct => kernels::dot_kernel(),
+            Metric::L2 => kernels::l2_kernel(),
+        };
+        Self { metric, kernel }
+    }
+
+    #[inline(always)]
+    pub(crate) fn eval(self, a: &[f32], b: &[f32]) -> f32 {
+        let v = (self.kernel)(a, b);
+        match self.metric {
+            Metric::InnerProduct => (1.0 - v).max(0.0),
+            Metric::L2 => v.max(0.0),
+        }
+    }
+}
+
+/// Neighbour lists on one layer, as a search walks them: the graph's own ([`OnLayer`]), or
+/// those of a graph being built.
+trait Lists {
+    /// Calls `f` with each neighbour of `row`.
+    fn each(&self, row: u32, f: impl FnMut(u32));
+}
+
+/// The graph's lists on `layer`.
+struct OnLayer<'a> {
+    g: &'a Graph,
+    layer: u8,
+}
+
+impl Lists for OnLayer<'_> {
+    #[inline(always)]
+    fn each(&self, row: u32, mut f: impl FnMut(u32)) {
+        let list = match self.layer {
+            0 => self.g.layer0(row),
+            layer => self.g.upper_links(row, layer),
+        };
+        for &nb in list {
+            f(nb);
+        }
+    }
+}
+
+/// Greedy descent on one layer: from `cur`, moves to the nearest neighbour (keys of `key_of`)
+/// until none is nearer; returns where it stopped.
+#[inline(always)]
+fn descend(lists: &impl Lists, mut cur: u64, key_of: impl Fn(u32) -> u64) -> u64 {
+    loop {
+        let mut best = cur;
+        lists.each(row_of(cur), |nb| {
+            let kn = key_of(nb);
+            if kn < best {
+                best = kn;
+            }
+        });
+        if best == cur {
+            return cur;
+        }
+        cur = best;
+    }
+}
+
+impl Graph {
+    /// Best-first search of one layer's `lists` from `start`, keeping the `ef` nearest points
+    /// seen (keys of `key_of`) in `s.top`.
+    #[inline(always)]
+    fn search_layer(
+        &self,
+        s: &mut Scratch,
+        lists: &impl Lists,
+        start: u64,
+        ef: usize,
+        key_of: impl Fn(u32) -> u64,
+    ) {
+        let stamp = s.next_stamp(self.n);
+        let (visited, cand, top, fresh) = (&mut s.visited, &mut s.cand, &mut s.top, &mut s.fresh);
+        let lines = self.row_blocks.min(PREFETCH_LINES);
+        cand.clear();
+        top.clear();
+        visited[row_of(start) as usize] = stamp;
+        cand.push(Reverse(start));
+        top.push(start);
+        let mut worst = start;
+        while let Some(Reverse(c)) = cand.pop() {
+            if c > worst && top.len() >= ef {
+                break;
+            }
+            // Collect the unvisited neighbours, then measure them while prefetching the
+            // vectors of those a few places ahead, so memory loads overlap arithmetic.
+            fresh.clear();
+            lists.each(row_of(c), |nb| {
+                let v = &mut visited[nb as usize];
+                if *v != stamp {
+                    *v = stamp;
+                    fresh.push(nb);
+                }
+            });
+            for &nb in fresh.iter().take(PREFETCH_AHEAD) {
+                prefetch(self.row_ptr(nb), lines);
+            }
+            for (j, &nb) in fresh.iter().enumerate() {
+                if let Some(&next) = fresh.get(j + PREFETCH_AHEAD) {
+                    prefetch(self.row_ptr(next), lines);
+                }
+                let kn = key_of(nb);
+                if top.len() < ef || kn < worst {
+                    cand.push(Reverse(kn));
+                    top.push(kn);
+                    if top.len() > ef {
+                        top.pop();
+                    }
+                    if let Some(&t) = top.peek() {
+                        worst = t;
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -21,8 +21,7 @@ use std::sync::{Mutex, PoisonError};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
-use super::{BLOCK, Block, Graph, PREFETCH_AHEAD, PREFETCH_LINES, Scratch, key, prefetch, row_of};
-use crate::{Metric, kernels};
+use super::{BLOCK, Block, Graph, GraphDistance, Lists, Scratch, descend, key, row_of};
 
 /// Highest level a point is given (`hnsw_rs` dumps 16 layers, 0..=15).
 const MAX_LEVEL: u8 = 15;
@@ -96,7 +95,25 @@ struct Build<'a> {
     /// Points whose lists this build wrote: only theirs need sorting afterwards.
     touched: Vec<AtomicBool>,
     ef: usize,
-    kernel: kernels::Kernel,
+    distance: GraphDistance,
+}
+
+/// A graph-being-built's lists on `layer`, read without locks (see the module's docs).
+struct AtLayer<'a, 'g> {
+    build: &'a Build<'g>,
+    layer: u8,
+}
+
+impl Lists for AtLayer<'_, '_> {
+    #[inline(always)]
+    fn each(&self, row: u32, mut f: impl FnMut(u32)) {
+        let (recs, at) = self.build.records(row, self.layer);
+        let rec = recs.record(at);
+        let count = (rec[0].load(Relaxed) as usize).min(recs.cap);
+        for id in &rec[1..=count] {
+            f(id.load(Relaxed));
+        }
+    }
 }
 
 /// Per-thread buffers of one insertion.
@@ -116,11 +133,7 @@ impl Build<'_> {
     /// stores the distances this build compared).
     #[inline(always)]
     fn distance(&self, a: &[f32], b: &[f32]) -> f32 {
-        let v = (self.kernel)(a, b);
-        match self.g.metric {
-            Metric::InnerProduct => (1.0 - v).max(0.0),
-            Metric::L2 => v.max(0.0),
-        }
+        self.distance.eval(a, b)
     }
 
     /// Where `row`'s list on `layer` is (`layer <= level[row]`).
@@ -150,25 +163,15 @@ impl Build<'_> {
         let qv = g.vector(q);
         let level = g.level[q as usize];
         let mut cur = key(self.distance(qv, g.vector(entry)), entry);
+        // Points still being inserted compare as farthest: they are never moved to.
         for layer in ((level + 1)..=top).rev() {
-            loop {
-                let (recs, r) = self.records(row_of(cur), layer);
-                recs.read(r, &mut w.list);
-                let mut best = cur;
-                for &nb in &w.list {
-                    if !self.done[nb as usize].load(Acquire) {
-                        continue;
-                    }
-                    let kn = key(self.distance(qv, g.vector(nb)), nb);
-                    if kn < best {
-                        best = kn;
-                    }
+            cur = descend(&AtLayer { build: self, layer }, cur, |nb| {
+                if self.done[nb as usize].load(Acquire) {
+                    key(self.distance(qv, g.vector(nb)), nb)
+                } else {
+                    u64::MAX
                 }
-                if best == cur {
-                    break;
-                }
-                cur = best;
-            }
+            });
         }
         for layer in (0..=level.min(top)).rev() {
             self.search_layer(w, qv, cur, layer);
@@ -238,53 +241,15 @@ impl Build<'_> {
     /// them in `w.found`, nearest first.
     fn search_layer(&self, w: &mut Work, qv: &[f32], start: u64, layer: u8) {
         let g = self.g;
-        let ef = self.ef;
-        let s = &mut w.search;
-        let stamp = s.next_stamp(g.n);
-        let lines = g.row_blocks.min(PREFETCH_LINES);
-        let (visited, cand, top, fresh) = (&mut s.visited, &mut s.cand, &mut s.top, &mut s.fresh);
-        cand.clear();
-        top.clear();
-        visited[row_of(start) as usize] = stamp;
-        cand.push(Reverse(start));
-        top.push(start);
-        let mut worst = start;
-        while let Some(Reverse(c)) = cand.pop() {
-            if c > worst && top.len() >= ef {
-                break;
-            }
-            let (recs, r) = self.records(row_of(c), layer);
-            recs.read(r, &mut w.list);
-            fresh.clear();
-            for &nb in &w.list {
-                let v = &mut visited[nb as usize];
-                if *v != stamp {
-                    *v = stamp;
-                    fresh.push(nb);
-                }
-            }
-            for &nb in fresh.iter().take(PREFETCH_AHEAD) {
-                prefetch(g.row_ptr(nb), lines);
-            }
-            for (j, &nb) in fresh.iter().enumerate() {
-                if let Some(&next) = fresh.get(j + PREFETCH_AHEAD) {
-                    prefetch(g.row_ptr(next), lines);
-                }
-                let kn = key(self.distance(qv, g.vector(nb)), nb);
-                if top.len() < ef || kn < worst {
-                    cand.push(Reverse(kn));
-                    top.push(kn);
-                    if top.len() > ef {
-                        top.pop();
-                    }
-                    if let Some(&t) = top.peek() {
-                        worst = t;
-                    }
-                }
-            }
-        }
+        g.search_layer(
+            &mut w.search,
+            &AtLayer { build: self, layer },
+            start,
+            self.ef,
+            |nb| key(self.distance(qv, g.vector(nb)), nb),
+        );
         w.found.clear();
-        w.found.extend(top.drain());
+        w.found.extend(w.search.top.drain());
         w.found.sort_unstable();
     }
 
@@ -467,10 +432,7 @@ impl Graph {
             done: (0..n).map(|i| AtomicBool::new(i < old.n)).collect(),
             touched: (0..n).map(|_| AtomicBool::new(false)).collect(),
             ef: params.ef_construction.max(1),
-            kernel: match g.metric {
-                Metric::InnerProduct => kernels::dot_kernel(),
-                Metric::L2 => kernels::l2_kernel(),
-            },
+            distance: GraphDistance::of(g.metric),
             g: &g,
         };
         let (mut entry, mut top) = (g.entry, g.max_level);
@@ -523,7 +485,7 @@ impl Graph {
                 held[nb as usize] += 1;
             }
         }
-        let distance = self.distance_fn();
+        let distance = GraphDistance::of(self.metric);
         let cap = self.l0_stride - 1;
         for row in 0..self.n as u32 {
             if held[row as usize] > 0 || row == self.entry {
@@ -533,7 +495,7 @@ impl Graph {
             let mut near: Vec<u64> = self
                 .layer0(row)
                 .iter()
-                .map(|&nb| key(distance(v, self.vector(nb)), nb))
+                .map(|&nb| key(distance.eval(v, self.vector(nb)), nb))
                 .collect();
             near.sort_unstable();
             for nb in near.into_iter().map(row_of) {
@@ -550,7 +512,10 @@ impl Graph {
                 let (far, slot) = (1..=count)
                     .map(|i| {
                         (
-                            key(distance(nv, self.vector(self.l0[at + i])), self.l0[at + i]),
+                            key(
+                                distance.eval(nv, self.vector(self.l0[at + i])),
+                                self.l0[at + i],
+                            ),
                             i,
                         )
                     })
@@ -567,28 +532,12 @@ impl Graph {
         }
     }
 
-    /// The graph's distance as a closure (`HnswDistance`'s values).
-    fn distance_fn(&self) -> impl Fn(&[f32], &[f32]) -> f32 + Sync + Copy + use<> {
-        let kernel = match self.metric {
-            Metric::InnerProduct => kernels::dot_kernel(),
-            Metric::L2 => kernels::l2_kernel(),
-        };
-        let metric = self.metric;
-        move |a: &[f32], b: &[f32]| {
-            let v = kernel(a, b);
-            match metric {
-                Metric::InnerProduct => (1.0 - v).max(0.0),
-                Metric::L2 => v.max(0.0),
-            }
-        }
-    }
-
     /// Orders every neighbour list by distance to its point (ties by row), the order
     /// `hnsw_rs` keeps and a loaded dump is read in, so that a saved and reloaded graph
     /// walks its lists as this one does. Only the `touched` points' lists: the others are as
     /// a previous build or a load left them, sorted.
     fn sort_lists(&mut self, touched: &[bool]) {
-        let distance = self.distance_fn();
+        let distance = GraphDistance::of(self.metric);
         let mut l0 = std::mem::take(&mut self.l0);
         let mut upper = std::mem::take(&mut self.upper);
         let sort = |g: &Graph, row: u32, rec: &mut [u32]| {
@@ -596,7 +545,7 @@ impl Graph {
             let v = g.vector(row);
             let mut keys: Vec<u64> = rec[1..=count]
                 .iter()
-                .map(|&x| key(distance(v, g.vector(x)), x))
+                .map(|&x| key(distance.eval(v, g.vector(x)), x))
                 .collect();
             keys.sort_unstable();
             for (slot, k) in rec[1..].iter_mut().zip(keys) {
@@ -635,6 +584,7 @@ impl Graph {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::Metric;
     use crate::hnsw::HnswDistance;
 
     /// `n` vectors of `d` floats around 20 centres (xorshift noise), unit length for IP.
