@@ -20,6 +20,7 @@ use rayon::prelude::*;
 pub(crate) mod build;
 
 use crate::hnsw::HnswDistance;
+use crate::huge_pages;
 use crate::topk::best_first;
 use crate::{Hit, Metric, kernels};
 
@@ -201,8 +202,8 @@ impl Graph {
             dim,
             n,
             row_blocks,
-            vectors: vec![Block::default(); n * row_blocks],
-            l0: vec![0; n * l0_stride],
+            vectors: huge_pages::filled(n * row_blocks, Block::default()),
+            l0: huge_pages::filled(n * l0_stride, 0),
             l0_stride,
             upper_stride,
             upper_start: vec![u32::MAX; n],

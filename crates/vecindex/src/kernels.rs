@@ -1,6 +1,7 @@
 //! Dot product and squared L2 distance, compiled for the best instruction set the CPU offers
-//! (chosen once at run time): AVX2 with FMA through explicit intrinsics, else a portable loop
-//! accumulating in 32 independent lanes.
+//! (chosen once at run time): AVX-512, else AVX2 with FMA, through explicit intrinsics, else a
+//! portable loop accumulating in 32 independent lanes. `VECINDEX_SIMD=avx2` or `portable`
+//! caps the choice (for comparisons; read once per process).
 
 use std::sync::OnceLock;
 
@@ -77,10 +78,13 @@ fn l2_portable(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    //! Explicit AVX2 intrinsics: written with plain arrays, the compiler turned the 32-lane
-    //! loops into 2-float (`xmm`, `vmovsd`) FMAs, a quarter of what AVX2 offers. No AVX-512
-    //! here: on Zen 4, which splits 512-bit FMAs in two, eight 256-bit accumulators reach the
-    //! same throughput, and HNSW search waits on memory rather than on arithmetic.
+    //! Explicit intrinsics: written with plain arrays, the compiler turned the 32-lane loops
+    //! into 2-float (`xmm`, `vmovsd`) FMAs, a quarter of what AVX2 offers. AVX-512 where the
+    //! CPU has it: half the instructions per row, and on Intel Xeons with two 512-bit FMA
+    //! units twice the arithmetic per cycle. On an Intel Xeon with AMX (Sapphire Rapids or
+    //! later) HNSW searches ran 1.15-1.21x faster than with the AVX2 kernels, which had left
+    //! FAISS (AVX-512 there) ahead (docs/BENCHMARKS.md, "Huge pages and AVX-512"). Zen 4
+    //! splits 512-bit FMAs in two, so there it saves instructions, not cycles of arithmetic.
     use std::arch::x86_64::*;
 
     /// Sum of the eight accumulators, pairwise.
@@ -161,67 +165,176 @@ mod x86 {
         }
     );
 
-    pub(super) fn pick() -> Option<(super::Kernel, super::Kernel)> {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports every feature these functions are compiled for.
-            Some((
-                |a, b| unsafe { dot_avx2(a, b) },
-                |a, b| unsafe { l2_avx2(a, b) },
-            ))
-        } else {
-            None
-        }
+    /// An AVX-512 reduction over two slices: four 16-float accumulators (64 floats per step:
+    /// the loads, two per FMA, bound it before the FMA latency does), one more for 16-float
+    /// steps, then the last `< 16` floats through a masked load (zeros elsewhere, which add
+    /// nothing to either sum). `$vec(x, y, acc)` folds 16 floats of each slice into `acc`.
+    macro_rules! avx512_reduction {
+        ($(#[$doc:meta])* $name:ident, $vec:expr) => {
+            $(#[$doc])*
+            #[target_feature(enable = "avx512f")]
+            fn $name(a: &[f32], b: &[f32]) -> f32 {
+                let n = a.len().min(b.len());
+                let (pa, pb) = (a.as_ptr(), b.as_ptr());
+                let mut acc = [_mm512_setzero_ps(); 4];
+                let mut i = 0;
+                // SAFETY (all loads): `i + 16 * j + 16 <= n`, or a mask of the `n - i` floats
+                // left; both slices hold at least `n` floats.
+                while i + 64 <= n {
+                    for (j, acc) in acc.iter_mut().enumerate() {
+                        let (x, y) = unsafe {
+                            (
+                                _mm512_loadu_ps(pa.add(i + 16 * j)),
+                                _mm512_loadu_ps(pb.add(i + 16 * j)),
+                            )
+                        };
+                        *acc = $vec(x, y, *acc);
+                    }
+                    i += 64;
+                }
+                while i + 16 <= n {
+                    let (x, y) = unsafe { (_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i))) };
+                    acc[0] = $vec(x, y, acc[0]);
+                    i += 16;
+                }
+                if i < n {
+                    let mask: __mmask16 = (1u16 << (n - i)) - 1;
+                    let (x, y) = unsafe {
+                        (
+                            _mm512_maskz_loadu_ps(mask, pa.add(i)),
+                            _mm512_maskz_loadu_ps(mask, pb.add(i)),
+                        )
+                    };
+                    acc[1] = $vec(x, y, acc[1]);
+                }
+                let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+                _mm512_reduce_add_ps(s)
+            }
+        };
     }
 
-    /// Every compiled kernel this CPU can run, for tests.
-    #[cfg(test)]
-    pub(super) fn all() -> Vec<(&'static str, super::Kernel, super::Kernel)> {
-        let mut out: Vec<(&'static str, super::Kernel, super::Kernel)> = Vec::new();
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the features were just detected.
-            out.push((
-                "avx2",
-                |a, b| unsafe { dot_avx2(a, b) },
-                |a, b| unsafe { l2_avx2(a, b) },
-            ));
+    avx512_reduction!(
+        /// Inner product.
+        dot_avx512,
+        |x, y, acc| _mm512_fmadd_ps(x, y, acc)
+    );
+
+    avx512_reduction!(
+        /// Squared L2 distance: `Σ (a - b)²`.
+        l2_avx512,
+        |x, y, acc| {
+            let d = _mm512_sub_ps(x, y);
+            _mm512_fmadd_ps(d, d, acc)
         }
-        out
+    );
+
+    fn has_avx512() -> bool {
+        is_x86_feature_detected!("avx512f")
+    }
+
+    fn has_avx2() -> bool {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+
+    pub(super) fn pick(cap: super::Simd) -> Option<super::Kernels> {
+        // SAFETY (every call below): the CPU supports the features these functions are
+        // compiled for, detected just before.
+        if cap >= super::Simd::Avx512 && has_avx512() {
+            return Some(super::Kernels {
+                name: "avx512",
+                dot: |a, b| unsafe { dot_avx512(a, b) },
+                l2: |a, b| unsafe { l2_avx512(a, b) },
+            });
+        }
+        if cap >= super::Simd::Avx2 && has_avx2() {
+            return Some(super::Kernels {
+                name: "avx2",
+                dot: |a, b| unsafe { dot_avx2(a, b) },
+                l2: |a, b| unsafe { l2_avx2(a, b) },
+            });
+        }
+        None
+    }
+
+    /// Every compiled kernel set this CPU can run, for tests.
+    #[cfg(test)]
+    pub(super) fn all() -> Vec<super::Kernels> {
+        let avx512 = pick(super::Simd::Avx512).filter(|k| k.name == "avx512");
+        avx512.into_iter().chain(pick(super::Simd::Avx2)).collect()
     }
 }
 
-fn kernels() -> &'static (Kernel, Kernel) {
-    static KERNELS: OnceLock<(Kernel, Kernel)> = OnceLock::new();
+/// Instruction sets the kernels are compiled for, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Simd {
+    Portable,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2,
+    Avx512,
+}
+
+/// The environment variable that caps the instruction set: `avx2` or `portable`.
+pub const SIMD_ENV: &str = "VECINDEX_SIMD";
+
+/// The cap [`SIMD_ENV`] sets (none: the best the CPU has).
+fn simd_cap() -> Simd {
+    match std::env::var(SIMD_ENV).as_deref().map(str::trim) {
+        Ok("portable") => Simd::Portable,
+        Ok("avx2") => Simd::Avx2,
+        _ => Simd::Avx512,
+    }
+}
+
+/// The kernels of one instruction set.
+#[derive(Clone, Copy)]
+struct Kernels {
+    #[cfg_attr(not(test), allow(dead_code))]
+    name: &'static str,
+    dot: Kernel,
+    l2: Kernel,
+}
+
+const PORTABLE: Kernels = Kernels {
+    name: "portable",
+    dot: dot_portable,
+    l2: l2_portable,
+};
+
+fn kernels() -> &'static Kernels {
+    static KERNELS: OnceLock<Kernels> = OnceLock::new();
     KERNELS.get_or_init(|| {
+        let cap = simd_cap();
         #[cfg(target_arch = "x86_64")]
-        if let Some(k) = x86::pick() {
+        if let Some(k) = x86::pick(cap) {
             return k;
         }
-        (dot_portable as Kernel, l2_portable as Kernel)
+        let _ = cap;
+        PORTABLE
     })
 }
 
 /// Inner product of two vectors (over the shorter length).
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    (kernels().0)(a, b)
+    (kernels().dot)(a, b)
 }
 
 /// Squared Euclidean distance of two vectors (over the shorter length).
 #[inline]
 pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
-    (kernels().1)(a, b)
+    (kernels().l2)(a, b)
 }
 
 /// The kernel [`dot`] calls, for loops that want to look it up once.
 #[inline]
 pub fn dot_kernel() -> Kernel {
-    kernels().0
+    kernels().dot
 }
 
 /// The kernel [`l2_squared`] calls, for loops that want to look it up once.
 #[inline]
 pub fn l2_kernel() -> Kernel {
-    kernels().1
+    kernels().l2
 }
 
 #[cfg(test)]
@@ -259,11 +372,15 @@ mod tests {
             assert!((super::dot_portable(&a, &b) as f64 - d).abs() < 1e-3);
             assert!((super::l2_portable(&a, &b) as f64 - l).abs() < 1e-3);
             #[cfg(target_arch = "x86_64")]
-            for (name, dot, l2) in super::x86::all() {
-                assert!((dot(&a, &b) as f64 - d).abs() < 1e-3, "{name} dot n={n}");
-                assert!((l2(&a, &b) as f64 - l).abs() < 1e-3, "{name} l2 n={n}");
+            for k in super::x86::all() {
+                let name = k.name;
+                assert!(
+                    ((k.dot)(&a, &b) as f64 - d).abs() < 1e-3,
+                    "{name} dot n={n}"
+                );
+                assert!(((k.l2)(&a, &b) as f64 - l).abs() < 1e-3, "{name} l2 n={n}");
                 // Over the shorter length.
-                assert!((dot(&a, &b[..n / 2]) as f64 - dot_prefix(&a, &b, n / 2)).abs() < 1e-3);
+                assert!(((k.dot)(&a, &b[..n / 2]) as f64 - dot_prefix(&a, &b, n / 2)).abs() < 1e-3);
             }
         }
     }

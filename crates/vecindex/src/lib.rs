@@ -20,6 +20,7 @@ pub mod faiss_io;
 mod flat;
 mod hnsw;
 mod hnsw_graph;
+mod huge_pages;
 mod ids;
 pub mod kernels;
 mod persist;

@@ -22,6 +22,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use super::{BLOCK, Block, Graph, GraphDistance, Lists, Scratch, descend, key, row_of};
+use crate::huge_pages;
 
 /// Highest level a point is given (`hnsw_rs` dumps 16 layers, 0..=15).
 const MAX_LEVEL: u8 = 15;
@@ -46,9 +47,10 @@ struct Records {
 impl Records {
     fn new(records: usize, cap: usize) -> Self {
         Self {
-            ids: (0..records * (1 + cap))
-                .map(|_| AtomicU32::new(0))
-                .collect(),
+            ids: huge_pages::collected(
+                records * (1 + cap),
+                (0..records * (1 + cap)).map(|_| AtomicU32::new(0)),
+            ),
             cap,
         }
     }
@@ -395,8 +397,7 @@ impl Graph {
         old.upper = Vec::new();
 
         // Vectors: the old rows as they are, the new ones copied in (zero padded).
-        let mut vecs = old.vectors;
-        vecs.resize(n * old.row_blocks, Block::default());
+        let mut vecs = huge_pages::grown(old.vectors, n * old.row_blocks, Block::default());
         vecs[old.n * old.row_blocks..]
             .par_chunks_mut(old.row_blocks)
             .zip(vectors.par_chunks_exact(dim))
