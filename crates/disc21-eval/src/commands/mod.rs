@@ -22,8 +22,9 @@ pub struct RuntimeArgs {
     #[arg(long, value_parser = device)]
     pub device: Option<String>,
     /// `f32` (default, the reference's), `f16` or `bf16`. Half precision is for GPUs and, as
-    /// bf16, for CPUs with AVX512_BF16 (Zen 4, Sapphire Rapids and later), where it runs the
-    /// model about twice as fast as f32; other CPUs emulate it, several times slower (warned).
+    /// bf16, for CPUs with AVX512_BF16, where it runs the model about twice as fast as f32 on
+    /// Zen 4 and three times on Xeons with AMX (Sapphire Rapids and later); other CPUs emulate
+    /// it, several times slower (warned).
     #[arg(long, value_parser = precision)]
     pub precision: Option<String>,
     /// Decoding threads (default: one per core).
