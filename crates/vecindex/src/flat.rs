@@ -175,8 +175,8 @@ impl FlatIndex {
         all.into_sorted()
     }
 
-    /// Scores of a query block against a reference block: `out[q * nr + r]`.
-    fn block_scores(&self, queries: &[f32], refs: &[f32], out: &mut Vec<f32>) {
+    /// Inner products of a query block with a reference block: `out[q * nr + r]`.
+    fn block_dots(&self, queries: &[f32], refs: &[f32], out: &mut Vec<f32>) {
         let d = self.dim;
         let nq = queries.len() / d;
         let nr = refs.len() / d;
@@ -207,21 +207,6 @@ impl FlatIndex {
                 false,
                 gemm::Parallelism::Rayon(rayon::current_num_threads()),
             );
-        }
-        if self.metric == Metric::L2 {
-            let qn: Vec<f32> = queries
-                .chunks_exact(d)
-                .map(|q| kernels::dot(q, q))
-                .collect();
-            let rn: Vec<f32> = refs.chunks_exact(d).map(|r| kernels::dot(r, r)).collect();
-            out.par_chunks_mut(nr)
-                .zip(qn.par_iter())
-                .for_each(|(row, &qq)| {
-                    for (s, &rr) in row.iter_mut().zip(&rn) {
-                        // FAISS computes |q|^2 + |r|^2 - 2 q.r the same way and clamps at 0.
-                        *s = -(qq + rr - 2.0 * *s).max(0.0);
-                    }
-                });
         }
     }
 
@@ -255,20 +240,30 @@ impl FlatIndex {
             let q1 = (q0 + qblock).min(nq);
             let qrows = &queries[q0 * d..q1 * d];
             let mut tops: Vec<TopK> = (q0..q1).map(|_| TopK::new(k)).collect();
+            // L2 scores come from the inner products: -(|q|² + |r|² - 2 q·r), clamped at 0 as
+            // FAISS does, computed in the top-k scan rather than in a pass of their own.
+            let l2 = self.metric == Metric::L2;
+            let norms = |rows: &[f32]| -> Vec<f32> {
+                rows.par_chunks_exact(d)
+                    .map(|v| kernels::dot(v, v))
+                    .collect()
+            };
+            let qn = if l2 { norms(qrows) } else { Vec::new() };
             for r0 in (0..n).step_by(rblock) {
                 let r1 = (r0 + rblock).min(n);
                 let refs = self.storage.block(d, r0, r1, &mut buf);
-                self.block_scores(qrows, refs, &mut scores);
+                self.block_dots(qrows, refs, &mut scores);
+                let rn = if l2 { norms(refs) } else { Vec::new() };
                 let nr = r1 - r0;
                 tops.par_iter_mut()
                     .zip(scores.par_chunks(nr))
-                    .for_each(|(top, row)| {
-                        let mut bar = top.bar_score();
-                        for (j, &s) in row.iter().enumerate() {
-                            if s >= bar {
-                                top.push(r0 + j, s);
-                                bar = top.bar_score();
-                            }
+                    .enumerate()
+                    .for_each(|(i, (top, row))| {
+                        if l2 {
+                            let qq = qn[i];
+                            scan_row(top, r0, row, |j, dot| -(qq + rn[j] - 2.0 * dot).max(0.0));
+                        } else {
+                            scan_row(top, r0, row, |_, dot| dot);
                         }
                     });
             }
@@ -291,6 +286,19 @@ impl FlatIndex {
     /// Errors unless the stored model id equals `expected`.
     pub fn check_model_id(&self, expected: &str) -> Result<()> {
         crate::persist::check_model(&self.model_id, expected)
+    }
+}
+
+/// Offers row `r0 + j` with score `score(j, row[j])` to `top`, for each `j`.
+#[inline(always)]
+fn scan_row(top: &mut TopK, r0: usize, row: &[f32], score: impl Fn(usize, f32) -> f32) {
+    let mut bar = top.bar_score();
+    for (j, &value) in row.iter().enumerate() {
+        let s = score(j, value);
+        if s >= bar {
+            top.push(r0 + j, s);
+            bar = top.bar_score();
+        }
     }
 }
 
