@@ -40,7 +40,10 @@ fn main() {
     let data = unit_rows(n, d, 1);
     let queries = unit_rows(nq, d, 2);
     let ids: Vec<String> = (0..n).map(|i| format!("R{i:06}")).collect();
-    println!("vecindex FlatIndex: n = {n}, nq = {nq}, d = {d}, k = {k}, threads = {threads}");
+    println!(
+        "vecindex FlatIndex: n = {n}, nq = {nq}, d = {d}, k = {k}, threads = {threads}, kernels {}",
+        vecindex::kernels::simd_level()
+    );
     println!(
         "| metric | batched {nq} queries (best of 3) | queries/s | GFLOP/s | single query (median of 100) |"
     );

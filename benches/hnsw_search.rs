@@ -96,14 +96,17 @@ fn main() {
     };
     let build = t.elapsed().as_secs_f64();
     println!(
-        "vecindex HnswIndex (graph built by {}): n = {n}, d = {d}, nq = {nq}, M = {}, ef_construction = {}, threads = {threads}",
+        "vecindex HnswIndex (graph built by {}): n = {n}, d = {d}, nq = {nq}, M = {}, ef_construction = {}, threads = {threads}, kernels {}, transparent huge pages: {}",
         if hnsw_rs_builder {
             "hnsw_rs"
         } else {
             "vecindex"
         },
         params.m,
-        params.ef_construction
+        params.ef_construction,
+        vecindex::kernels::simd_level(),
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .map_or_else(|_| "n/a".into(), |m| m.trim().to_string())
     );
     if reused {
         println!("loaded a saved index in {build:.1} s (no build)");

@@ -288,7 +288,6 @@ fn simd_cap() -> Simd {
 /// The kernels of one instruction set.
 #[derive(Clone, Copy)]
 struct Kernels {
-    #[cfg_attr(not(test), allow(dead_code))]
     name: &'static str,
     dot: Kernel,
     l2: Kernel,
@@ -311,6 +310,12 @@ fn kernels() -> &'static Kernels {
         let _ = cap;
         PORTABLE
     })
+}
+
+/// The instruction set the kernels run with on this CPU: `"avx512"`, `"avx2"` or `"portable"`
+/// (after the cap of [`SIMD_ENV`]), for reports and benchmarks.
+pub fn simd_level() -> &'static str {
+    kernels().name
 }
 
 /// Inner product of two vectors (over the shorter length).
@@ -383,5 +388,25 @@ mod tests {
                 assert!(((k.dot)(&a, &b[..n / 2]) as f64 - dot_prefix(&a, &b, n / 2)).abs() < 1e-3);
             }
         }
+    }
+
+    /// Without a cap, the best instruction set the CPU has is chosen.
+    #[test]
+    fn the_best_kernels_the_cpu_runs_are_chosen() {
+        let level = super::simd_level();
+        if std::env::var_os(super::SIMD_ENV).is_some() {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        let best = if is_x86_feature_detected!("avx512f") {
+            "avx512"
+        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            "avx2"
+        } else {
+            "portable"
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let best = "portable";
+        assert_eq!(level, best);
     }
 }
