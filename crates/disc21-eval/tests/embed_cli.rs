@@ -93,6 +93,44 @@ fn writes_outputs_and_never_clobbers() {
     assert!(String::from_utf8_lossy(&strict.stderr).contains("R000003b.jpg"));
 }
 
+/// A run killed after writing its sidecars but before the `.npy` (written last) leaves them
+/// behind; running the same command again replaces them (seen: a SIGKILL in the test below
+/// landed there and the rerun refused to start). An `--ids` file named explicitly still needs
+/// `--force`.
+#[test]
+fn sidecars_without_the_npy_are_an_unfinished_run_and_get_replaced() {
+    let images = tempfile::tempdir().unwrap();
+    make_images(images.path(), 10); // 1 unreadable of 11: within the default 0.1 rate
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("ref.npy");
+    ok(&embed(images.path(), &reference, &[]));
+
+    let out = dir.path().join("emb.npy");
+    for suffix in ["ids.txt", "skipped.csv", "meta.json"] {
+        std::fs::write(sidecar(&out, suffix), "left by a killed run\n").unwrap();
+    }
+    let err = ok(&embed(images.path(), &out, &[]));
+    assert!(err.contains("unfinished run"), "{err}");
+    assert_eq!(read(&out), read(&reference));
+    for suffix in ["ids.txt", "skipped.csv"] {
+        assert_eq!(
+            read(&sidecar(&out, suffix)),
+            read(&sidecar(&reference, suffix))
+        );
+    }
+
+    let named = dir.path().join("named_ids.txt");
+    std::fs::write(&named, "someone's file\n").unwrap();
+    let refused = embed(
+        images.path(),
+        &dir.path().join("other.npy"),
+        &["--ids", named.to_str().unwrap()],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+    assert_eq!(read(&named), b"someone's file\n");
+}
+
 #[test]
 fn shards_merge_to_the_unsharded_output() {
     let images = tempfile::tempdir().unwrap();

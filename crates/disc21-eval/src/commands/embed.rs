@@ -58,7 +58,9 @@ pub struct Args {
     /// Embed only shard I of N (a contiguous block of the list); join with `merge`.
     #[arg(long)]
     pub shard: Option<Shard>,
-    /// Overwrite existing outputs.
+    /// Overwrite existing outputs. Without it an existing OUT (or `--ids` file) is an error;
+    /// the sidecars an unfinished run left (`.ids.txt`, `.skipped.csv`, `.meta.json` without
+    /// OUT, which is written last) are replaced anyway.
     #[arg(long)]
     pub force: bool,
     /// Where finished chunks are kept until the run completes (default: OUT.cache/). A run
@@ -194,10 +196,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         sidecar(&args.out, "meta.json"),
     ];
     check_distinct_outputs(&outputs)?;
-    if !args.force
-        && let Some(existing) = outputs.iter().find(|p| p.exists())
-    {
-        bail!("{} exists (use --force to overwrite)", existing.display());
+    if !args.force {
+        // The `.npy` is written last (`write_outputs`): without it, sidecars next to it are
+        // what an interrupted run of this command left, and a rerun replaces them. The
+        // finished `.npy`, and an `--ids` file named explicitly, are only replaced on request.
+        let kept = |p: &PathBuf| *p == args.out || (args.ids.as_ref() == Some(p));
+        if let Some(existing) = outputs.iter().find(|p| kept(p) && p.exists()) {
+            bail!("{} exists (use --force to overwrite)", existing.display());
+        }
+        for left in outputs.iter().filter(|p| !kept(p) && p.exists()) {
+            eprintln!(
+                "embed: {} was left by an unfinished run (no {} yet); it will be replaced",
+                left.display(),
+                args.out.display()
+            );
+        }
     }
     for p in &outputs {
         super::create_parent(p)?;
