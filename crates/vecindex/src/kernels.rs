@@ -268,7 +268,6 @@ mod x86 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Simd {
     Portable,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx2,
     Avx512,
 }
