@@ -10,9 +10,9 @@
 use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, black_box};
-use disc21_eval::pipeline::test_model::GridMeanEmbedder;
-use disc21_eval::pipeline::{ExtractOptions, Model, extract, normalize_u8_nhwc};
 use embed_core::PreprocessSpec;
+use embed_pipeline::test_model::GridMeanEmbedder;
+use embed_pipeline::{ExtractOptions, Model, extract, normalize_u8_nhwc};
 use rand::{Rng, SeedableRng};
 
 /// 32 synthetic JPEGs, 360–640 px (as the Python baseline makes them), in a temporary folder.
@@ -43,7 +43,6 @@ fn main() {
         let opts = ExtractOptions {
             workers,
             batch_size: 8,
-            progress: false,
             ..ExtractOptions::default()
         };
         g.bench_function(

@@ -16,8 +16,8 @@ use anyhow::{Context as _, bail};
 use disc21_eval::benchmark::{BenchModel, RunOptions, run_benchmark};
 use disc21_eval::dataset::{EvalSet, Layout, LayoutOverrides, Protocol};
 use disc21_eval::generate::{GenerateOptions, generate};
-use disc21_eval::pipeline::Model;
 use embed_core::{DecodeOptions, Embedder, PreprocessSpec, embed_paths, l2_normalize_rows};
+use embed_pipeline::Model;
 use ndarray::{Array2, ArrayView4};
 use vecindex::{FlatIndex, Metric, VectorIndex};
 
@@ -169,6 +169,7 @@ fn main() -> anyhow::Result<()> {
         weights: module_path.display().to_string(),
         weights_hash: String::new(),
         extra: String::new(),
+        random_weights: false,
     };
     let result = run_benchmark(&set, &[bench], &RunOptions::new(tmp.path().join("cache")))?;
     for m in &result.models {

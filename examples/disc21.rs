@@ -12,16 +12,16 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
 use clap::Parser;
-use disc21_eval::benchmark::{BenchModel, RunOptions, run_benchmark, weights_fingerprint};
+use disc21_eval::benchmark::{BenchModel, RunOptions, StatusFn, run_benchmark};
 use disc21_eval::dataset::{EvalSet, Layout, LayoutOverrides, Protocol};
 use disc21_eval::generate::{GenerateOptions, generate};
-use disc21_eval::models::{ModelKind, ModelOptions, load_embedder};
-use disc21_eval::pipeline::Model;
-use disc21_eval::pipeline::test_model::GridMeanEmbedder;
 use disc21_eval::report::{GalleryOptions, MachineInfo, ReportInfo, write_report};
 use embed_core::{Embedder, PreprocessSpec};
+use embed_pipeline::Model;
+use embed_pipeline::test_model::GridMeanEmbedder;
+use image_sim::ModelKind;
+use image_sim::models::{ModelOptions, load};
 
 /// Generate a DISC21-shaped data set, benchmark CLIP and DINOv2 on it, write the report.
 #[derive(Parser)]
@@ -75,7 +75,8 @@ fn main() -> anyhow::Result<()> {
     let set = EvalSet::load(layout, Protocol::Official)?;
 
     // One boxed `Embedder` per model: the benchmark takes any implementation of the trait.
-    let mut loaded: Vec<(&str, String, Box<dyn Embedder>)> = Vec::new();
+    // (name, weights as given, digest of the weights' files, model)
+    let mut loaded: Vec<(&str, String, String, Box<dyn Embedder>)> = Vec::new();
     for (i, (name, kind, weights)) in [
         ("clip", ModelKind::Clip, &args.weights_clip),
         ("dinov2", ModelKind::Dinov2, &args.weights_dinov2),
@@ -89,35 +90,41 @@ fn main() -> anyhow::Result<()> {
                 ModelKind::Dinov2 => PreprocessSpec::dinov2(),
             };
             let model = GridMeanEmbedder::new(spec, 4 + i);
-            loaded.push((name, model.model_id().to_string(), Box::new(model)));
+            loaded.push((
+                name,
+                model.model_id().to_string(),
+                "test".into(),
+                Box::new(model),
+            ));
         } else {
             let options = ModelOptions {
                 weights: weights.clone(),
                 device: Some("cpu".into()),
                 ..ModelOptions::default()
             };
-            let model = load_embedder(kind, &options)?;
+            let model = load(kind, &options)?;
             let w = weights
                 .clone()
                 .unwrap_or_else(|| kind.default_weights().to_string());
-            loaded.push((name, w, model));
+            let digest = model.weights_digest()?;
+            loaded.push((name, w, digest, model.embedder));
         }
     }
     let models = loaded
         .iter()
-        .map(|(name, weights, model)| {
-            Ok(BenchModel {
-                name: (*name).to_string(),
-                model: Model::Host(model.as_ref()),
-                weights: weights.clone(),
-                weights_hash: weights_fingerprint(weights)
-                    .with_context(|| format!("hashing {weights}"))?,
-                extra: String::new(),
-            })
+        .map(|(name, weights, digest, model)| BenchModel {
+            name: (*name).to_string(),
+            // On the CPU (as loaded above) the host path is the right one.
+            model: Model::Host(model.as_ref()),
+            weights: weights.clone(),
+            weights_hash: digest.clone(),
+            extra: String::new(),
+            random_weights: false,
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Vec<_>>();
 
-    let options = RunOptions::new(args.out.join("cache"));
+    let mut options = RunOptions::new(args.out.join("cache"));
+    options.status = Some(StatusFn::new(|line| eprintln!("{line}")));
     let result = run_benchmark(&set, &models, &options)?;
     let info = ReportInfo {
         machine: MachineInfo::detect("cpu"),

@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use disc21_eval::dataset::list_images;
-use disc21_eval::models::{ModelKind, ModelOptions, load_embedder};
-use disc21_eval::pipeline::test_model::GridMeanEmbedder;
-use disc21_eval::pipeline::{ExtractOptions, Model, extract};
-use embed_core::{DecodeOptions, Embedder, PreprocessSpec, decode_file};
+use embed_core::{DecodeOptions, PreprocessSpec, decode_file};
+use embed_pipeline::test_model::GridMeanEmbedder;
+use embed_pipeline::{ExtractOptions, Model, extract, list_images};
 use image::{Rgb, RgbImage, imageops};
+use image_sim::ModelKind;
+use image_sim::models::{LoadedModel, ModelOptions, load};
 use vecindex::{FlatIndex, Metric, VectorIndex};
 
 /// Index a folder, search it with one image, write a contact sheet.
@@ -30,7 +30,7 @@ struct Args {
     /// The query image.
     query: PathBuf,
     /// Model family.
-    #[arg(long, value_enum, default_value_t = ModelKind::Dinov2)]
+    #[arg(long, default_value = "dinov2", value_parser = |s: &str| s.parse::<ModelKind>())]
     model: ModelKind,
     /// Checkpoint folder or Hugging Face id (default: the study's checkpoint of the family).
     #[arg(long)]
@@ -64,29 +64,29 @@ fn main() -> anyhow::Result<()> {
             args.sheet.display()
         );
     }
-    let model: Box<dyn Embedder> = if args.test_model {
+    let test_model;
+    let loaded: LoadedModel;
+    // A libtorch model goes in as `Model::Torch`: on a GPU its batches travel as 8-bit pixels.
+    let model = if args.test_model {
         let spec = match args.model {
             ModelKind::Clip => PreprocessSpec::clip(),
             ModelKind::Dinov2 => PreprocessSpec::dinov2(),
         };
-        Box::new(GridMeanEmbedder::new(spec, 4))
+        test_model = GridMeanEmbedder::new(spec, 4);
+        Model::Host(&test_model)
     } else {
         let options = ModelOptions {
             weights: args.weights.clone(),
             device: args.device.clone(),
             ..ModelOptions::default()
         };
-        load_embedder(args.model, &options)?
+        loaded = load(args.model, &options)?;
+        Model::Torch(loaded.embedder.as_ref())
     };
 
     // Index the folder; unreadable files are skipped and listed.
-    let images = list_images(&args.folder)?;
-    let paths: Vec<&Path> = images.iter().map(|e| e.path.as_path()).collect();
-    let found = extract(
-        Model::Host(model.as_ref()),
-        &paths,
-        &ExtractOptions::default(),
-    )?;
+    let paths = list_images(&args.folder)?;
+    let found = extract(model, &paths, &ExtractOptions::default())?;
     for s in &found.skipped {
         eprintln!("skipped {}: {}", s.path.display(), s.reason);
     }
@@ -109,11 +109,7 @@ fn main() -> anyhow::Result<()> {
         found.skipped.len()
     );
 
-    let query = extract(
-        Model::Host(model.as_ref()),
-        &[&args.query],
-        &ExtractOptions::default(),
-    )?;
+    let query = extract(model, &[&args.query], &ExtractOptions::default())?;
     let Some(q) = query.embeddings.rows().into_iter().next() else {
         let reason = query
             .skipped
@@ -130,7 +126,7 @@ fn main() -> anyhow::Result<()> {
     println!("top {} for {}:", hits.len(), args.query.display());
     let mut results = Vec::with_capacity(hits.len());
     for (rank, hit) in hits.iter().enumerate() {
-        let path = paths[found.indices[hit.row]];
+        let path = paths[found.indices[hit.row]].as_path();
         println!("{:>3}. {:.4}  {}", rank + 1, hit.score, path.display());
         results.push((path, hit.score));
     }

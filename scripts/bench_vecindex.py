@@ -5,6 +5,14 @@
   hnsw DIR [--m M --efc EFC --efs 16,32,... --reps R --no-hnswlib]
                                                           faiss IndexHNSWFlat and hnswlib: build, recall, QPS
                                                           (best of R timed passes, default 5, as the Rust bench)
+  compressed DIR [--nlist 1024 --m 64 --nprobes 1,2,...,64 --rerank 10 --reps 3 --sq-reps 3]
+                                                          faiss IndexScalarQuantizer (8-bit, fp16; ip, l2) and
+                                                          IndexIVFPQ (ip): timings, memory, recall; writes the
+                                                          index files and results to DIR/faiss/ for the Rust side
+  hnsw-sq DIR [--m 32 --efc 200 --efs 16,...,256 --reps 3 --search-only]
+                                                          faiss IndexHNSWFlat and IndexHNSWSQ (8-bit, ip): build,
+                                                          serialised size, recall, QPS; indexes kept in DIR/faiss/
+                                                          (--search-only reads them back instead of building)
 
 Threads: FAISS_THREADS (default 2) for faiss (OpenMP) and hnswlib.
 """
@@ -135,6 +143,102 @@ def table(search, efs, exact, nq, reps):
         print(f"| {ef} | {recall(found, exact):.4f} | {qps:.0f} | {1e3 * THREADS / qps:.3f} |")
 
 
+def hnsw_sq(a):
+    """FAISS IndexHNSWFlat and IndexHNSWSQ (8-bit, inner product): build, memory (the serialised
+    size), recall@10 and queries/s per ef; the indexes are written to DIR/faiss for a second,
+    search-only pass (`--search-only`) interleaved with ours."""
+    x = np.load(os.path.join(a.dir, "base.npy"))
+    q = np.load(os.path.join(a.dir, "queries.npy"))
+    n, d = x.shape
+    k = 10
+    out = os.path.join(a.dir, "faiss")
+    os.makedirs(out, exist_ok=True)
+    exact_index = faiss.IndexFlatIP(d)
+    exact_index.add(x)
+    _, exact = exact_index.search(q, k)
+    efs = [int(e) for e in a.efs.split(",")]
+    for name in ["IndexHNSWFlat", "IndexHNSWSQ"]:
+        path = os.path.join(out, f"{name}_M{a.m}_efc{a.efc}.faiss")
+        if a.search_only:
+            index = faiss.read_index(path)
+            build = float("nan")
+        else:
+            if name == "IndexHNSWFlat":
+                index = faiss.IndexHNSWFlat(d, a.m, faiss.METRIC_INNER_PRODUCT)
+            else:
+                index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, a.m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = a.efc
+            t = time.perf_counter()
+            index.train(x)
+            index.add(x)
+            build = time.perf_counter() - t
+            faiss.write_index(index, path)
+        mem = os.path.getsize(path)
+        print(f"faiss {faiss.__version__} {name}: n = {n}, d = {d}, nq = {len(q)}, M = {a.m}, "
+              f"efConstruction = {a.efc}, threads = {THREADS}; build {build:.1f} s; "
+              f"serialised {mem / 1e6:.1f} MB")
+        table(lambda ef: search_faiss(index, q, k, ef), efs, exact, len(q), a.reps)
+
+
+def compressed(a):
+    x = np.load(os.path.join(a.dir, "base.npy"))
+    q = np.load(os.path.join(a.dir, "queries.npy"))
+    n, d = x.shape
+    k = 10
+    out = os.path.join(a.dir, "faiss")
+    os.makedirs(out, exist_ok=True)
+    print(f"faiss {faiss.__version__} compressed: n = {n}, d = {d}, nq = {len(q)}, k = {k}, threads = {THREADS}")
+    print(f"\n| index | metric | train + add | batched search (best of {a.sq_reps}) | queries/s |")
+    print("|---|---|---|---|---|")
+    for kname, qt in [("sq8", faiss.ScalarQuantizer.QT_8bit), ("fp16", faiss.ScalarQuantizer.QT_fp16)]:
+        for mname, mt in [("ip", faiss.METRIC_INNER_PRODUCT), ("l2", faiss.METRIC_L2)]:
+            index = faiss.IndexScalarQuantizer(d, qt, mt)
+            t = time.perf_counter()
+            index.train(x)
+            index.add(x)
+            build = time.perf_counter() - t
+            best, ids = float("inf"), None
+            for _ in range(a.sq_reps):
+                t = time.perf_counter()
+                _, ids = index.search(q, k)
+                best = min(best, time.perf_counter() - t)
+            faiss.write_index(index, os.path.join(out, f"{kname}_{mname}.faiss"))
+            ids.astype("<i8").tofile(os.path.join(out, f"{kname}_{mname}.I.i64"))
+            print(f"| IndexScalarQuantizer {kname} | {mname} | {build:.2f} s | {best:.3f} s | {len(q) / best:.0f} |")
+
+    exact_index = faiss.IndexFlatIP(d)
+    exact_index.add(x)
+    _, exact = exact_index.search(q, k)
+    quantizer = faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFPQ(quantizer, d, a.nlist, a.m, 8, faiss.METRIC_INNER_PRODUCT)
+    t = time.perf_counter()
+    index.train(x)
+    train = time.perf_counter() - t
+    t = time.perf_counter()
+    index.add(x)
+    add = time.perf_counter() - t
+    # Codes + 8-byte ids + coarse and PQ centroids + precomputed table (none for inner product).
+    mem = n * (a.m + 8) + 4 * (a.nlist * d + d * 256) + 4 * index.precomputed_table.size()
+    print(f"\nIndexIVFPQ IVF{a.nlist},PQ{a.m} ip: train {train:.2f} s, add {add:.2f} s (total {train + add:.2f} s); "
+          f"memory {mem / 1e6:.1f} MB = {mem / (4 * n * d):.4f} x f32 ({4 * n * d / 1e6:.1f} MB)")
+    faiss.write_index(index, os.path.join(out, "ivfpq.faiss"))
+    refine = faiss.IndexRefineFlat(index, faiss.swig_ptr(x))
+    refine.k_factor = a.rerank
+    print(f"| nprobe | recall@10 | queries/s | recall@10 IndexRefineFlat x{a.rerank} | queries/s refined |")
+    print("|---|---|---|---|---|")
+    for nprobe in [int(v) for v in a.nprobes.split(",")]:
+        index.nprobe = nprobe
+        row = [str(nprobe)]
+        for idx in (index, refine):
+            best, found = float("inf"), None
+            for _ in range(a.reps):
+                t = time.perf_counter()
+                found = idx.search(q, k)[1]
+                best = min(best, time.perf_counter() - t)
+            row += [f"{recall(found, exact):.4f}", f"{len(q) / best:.0f}"]
+        print("| " + " | ".join(row) + " |")
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -158,8 +262,23 @@ def main():
     h.add_argument("--efs", default="16,32,64,128,256")
     h.add_argument("--reps", type=int, default=5)
     h.add_argument("--no-hnswlib", action="store_true")
+    c = sub.add_parser("compressed")
+    c.add_argument("dir")
+    c.add_argument("--nlist", type=int, default=1024)
+    c.add_argument("--m", type=int, default=64)
+    c.add_argument("--nprobes", default="1,2,4,8,16,32,64")
+    c.add_argument("--rerank", type=int, default=10)
+    c.add_argument("--reps", type=int, default=3)
+    c.add_argument("--sq-reps", type=int, default=3)
+    s = sub.add_parser("hnsw-sq")
+    s.add_argument("dir")
+    s.add_argument("--m", type=int, default=32)
+    s.add_argument("--efc", type=int, default=200)
+    s.add_argument("--efs", default="16,32,64,128,256")
+    s.add_argument("--reps", type=int, default=3)
+    s.add_argument("--search-only", action="store_true")
     a = p.parse_args()
-    {"gen": gen, "flat": flat, "hnsw": hnsw}[a.cmd](a)
+    {"gen": gen, "flat": flat, "hnsw": hnsw, "compressed": compressed, "hnsw-sq": hnsw_sq}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,17 @@
 # vecindex against faiss-cpu (and hnswlib): flat 1,000 x 100,000 x 768, then HNSW on 100k
 # clustered unit vectors of dimension 768 and 512. Same thread count on both sides (THREADS,
 # default 2), run back to back with the load average printed before each. Prints markdown
-# tables; figures go to docs/BENCHMARKS.md ("Vector index").
+# tables; figures go to docs/BENCHMARKS.md ("Flat search", "HNSW") and docs/BENCHMARKS-LOG.md.
 #   scripts/bench_vecindex.sh [DATA_DIR]   (DATA_DIR default target/bench-data/vecindex; ~0.6 GB)
 # env: N (default 100000), DIMS (default "768 512"), FLAT=0 to skip the flat part,
-#      HNSWLIB=0 to skip hnswlib, EFS (default 16,32,64,128,256).
+#      HNSWLIB=0 to skip hnswlib, EFS (default 16,32,64,128,256), HNSW=0 to skip HNSW,
+#      COMPRESSED=0 to skip the compressed indexes (flat SQ8/fp16 and IVF-PQ against
+#      IndexScalarQuantizer and IndexIVFPQ; NLIST default 1024, M default 64,
+#      NPROBES default 1,2,4,8,16,32,64, REPS / SQ_REPS timed passes of the IVF / flat SQ
+#      searches, default 3).
+#      HNSW_SQ=0 to skip HNSW over 8-bit codes (ours against FAISS IndexHNSWFlat and IndexHNSWSQ,
+#      M 32, efConstruction 200: FAISS builds, ours builds, then a search-only pass of each on the
+#      saved indexes, so the searches interleave; SQ_EFS default 16,32,64,128,256).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -24,7 +31,15 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
         print(m["executable"])' "$1"
 }
-HNSW_BIN=$(bench_bin hnsw_search)
+[ "${HNSW:-1}" != 0 ] && HNSW_BIN=$(bench_bin hnsw_search)
+if [ "${COMPRESSED:-1}" != 0 ]; then
+  cargo build --release -p vecindex --example compressed_bench 2>/dev/null
+  COMPRESSED_BIN=target/release/examples/compressed_bench
+fi
+if [ "${HNSW_SQ:-1}" != 0 ]; then
+  cargo build --release -p vecindex --example hnsw_sq_bench 2>/dev/null
+  HNSW_SQ_BIN=target/release/examples/hnsw_sq_bench
+fi
 if [ "${FLAT:-1}" != 0 ]; then
   FLAT_BIN=$(bench_bin flat_search)
   echo "== flat: ours, load: $(uptime | sed 's/.*load average: //')"
@@ -35,9 +50,33 @@ fi
 for d in ${DIMS:-768 512}; do
   dir=$DATA/n${N}_d$d
   [ -f "$dir/base.npy" ] || python scripts/bench_vecindex.py gen "$dir" --n "$N" --d "$d" --seed "$d"
-  echo "== hnsw d=$d: vecindex, load: $(uptime | sed 's/.*load average: //')"
-  VECINDEX_BENCH_DATA=$dir VECINDEX_BENCH_EFS=$EFS "$HNSW_BIN" 2>/dev/null
-  echo "== hnsw d=$d: faiss$([ "${HNSWLIB:-1}" != 0 ] && echo ' + hnswlib'), load: $(uptime | sed 's/.*load average: //')"
-  python scripts/bench_vecindex.py hnsw "$dir" --efs "$EFS" $([ "${HNSWLIB:-1}" != 0 ] || echo --no-hnswlib)
+  if [ "${HNSW:-1}" != 0 ]; then
+    echo "== hnsw d=$d: vecindex, load: $(uptime | sed 's/.*load average: //')"
+    VECINDEX_BENCH_DATA=$dir VECINDEX_BENCH_EFS=$EFS "$HNSW_BIN" 2>/dev/null
+    echo "== hnsw d=$d: faiss$([ "${HNSWLIB:-1}" != 0 ] && echo ' + hnswlib'), load: $(uptime | sed 's/.*load average: //')"
+    python scripts/bench_vecindex.py hnsw "$dir" --efs "$EFS" $([ "${HNSWLIB:-1}" != 0 ] || echo --no-hnswlib)
+  fi
+  if [ "${COMPRESSED:-1}" != 0 ]; then
+    # FAISS first: it writes its index files and results to $dir/faiss for the Rust side.
+    echo "== compressed d=$d: faiss, load: $(uptime | sed 's/.*load average: //')"
+    python scripts/bench_vecindex.py compressed "$dir" --nlist "${NLIST:-1024}" --m "${M:-64}" \
+      --nprobes "${NPROBES:-1,2,4,8,16,32,64}" --reps "${REPS:-3}" --sq-reps "${SQ_REPS:-3}" 2>/dev/null
+    echo "== compressed d=$d: vecindex, load: $(uptime | sed 's/.*load average: //')"
+    NLIST=${NLIST:-1024} M=${M:-64} NPROBES=${NPROBES:-1,2,4,8,16,32,64} REPS=${REPS:-3} \
+      SQ_REPS=${SQ_REPS:-3} "$COMPRESSED_BIN" "$dir"
+  fi
+  if [ "${HNSW_SQ:-1}" != 0 ]; then
+    SQ_EFS=${SQ_EFS:-16,32,64,128,256}
+    for pass in build search; do
+      echo "== hnsw-sq d=$d ($pass): faiss, load: $(uptime | sed 's/.*load average: //')"
+      python scripts/bench_vecindex.py hnsw-sq "$dir" --efs "$SQ_EFS" $([ $pass = search ] && echo --search-only)
+      echo "== hnsw-sq d=$d ($pass): vecindex, load: $(uptime | sed 's/.*load average: //')"
+      if [ $pass = build ]; then
+        KINDS=sq8 EFS=$SQ_EFS SAVE=$dir/ours "$HNSW_SQ_BIN" "$dir"
+      else
+        KINDS=sq8 EFS=$SQ_EFS LOAD=$dir/ours "$HNSW_SQ_BIN" "$dir"
+      fi
+    done
+  fi
   echo "== end, load: $(uptime | sed 's/.*load average: //')"
 done

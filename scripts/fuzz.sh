@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the cargo-fuzz targets in fuzz/ for a bounded time each (issue 7).
+# Runs the cargo-fuzz targets in fuzz/ for a bounded time each (docs/RELIABILITY.md).
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
@@ -13,7 +13,9 @@
 # Uses cargo-fuzz (installed into .tools/ when missing). It uses nightly-only rustc flags, which the
 # stable toolchain accepts with RUSTC_BOOTSTRAP=1 (set here). FUZZ_SANITIZER picks the
 # sanitizer (default: address; `none` builds faster and runs about twice as fast). FUZZ_SEED=N
-# fixes libFuzzer's random seed (unset: a new one each run).
+# fixes libFuzzer's random seed (unset: a new one each run). FUZZ_PROFILE=dev builds without
+# optimisation (about 4x faster to build, slower to run: for short smoke runs, as CI does); the
+# default is release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-30}"
@@ -22,6 +24,11 @@ shift || true
 source scripts/env.sh
 export RUSTC_BOOTSTRAP=1
 sanitizer="${FUZZ_SANITIZER:-address}"
+case "${FUZZ_PROFILE:-release}" in
+    release) profile=-O ;;
+    dev) profile=--dev ;;
+    *) echo "FUZZ_PROFILE must be release or dev, not '$FUZZ_PROFILE'" >&2; exit 2 ;;
+esac
 features=()
 if [ "${FUZZ_TORCH:-0}" = 1 ]; then
     features=(--features torch)
@@ -47,7 +54,7 @@ fi
 
 cd fuzz
 start=$SECONDS
-cargo fuzz build -O -s "$sanitizer" "${features[@]}"
+cargo fuzz build "$profile" -s "$sanitizer" "${features[@]}"
 echo "build: $((SECONDS - start)) s"
 
 failed=()
@@ -67,7 +74,7 @@ for t in "${targets[@]}"; do
     if [ -n "${FUZZ_SEED:-}" ]; then
         extra+=(-seed="$FUZZ_SEED")
     fi
-    ASAN_OPTIONS="$asan" cargo fuzz run -O -s "$sanitizer" "${features[@]}" "$t" "corpus/$t" -- \
+    ASAN_OPTIONS="$asan" cargo fuzz run "$profile" -s "$sanitizer" "${features[@]}" "$t" "corpus/$t" -- \
         -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
         "${extra[@]}" >"$log" 2>&1
     rc=$?

@@ -23,20 +23,33 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked
 
-step "libtorch_cuda stays linked (else CUDA is invisible on a GPU machine)"
-bin=target/debug/disc21-eval
+# The model binaries (-torch) must keep libtorch_cuda NEEDED even though no symbol of it is
+# referenced. (That the light image-sim / disc21-eval need no libtorch is checked on release
+# builds by scripts/startup.sh; this debug workspace build links libtorch into them too.)
+step "libtorch_cuda stays linked in the model binaries (else CUDA is invisible on a GPU machine)"
 if [ -e .venv/torch-lib/libtorch_cuda.so ]; then
-    readelf -d "$bin" | grep -q 'libtorch_cuda.so' \
-        || { echo "FAIL: $bin does not link libtorch_cuda.so"; exit 1; }
-    echo "ok: $bin NEEDS libtorch_cuda.so"
+    for bin in target/debug/disc21-eval-torch target/debug/image-sim-torch; do
+        readelf -d "$bin" | grep -q 'libtorch_cuda.so' \
+            || { echo "FAIL: $bin does not link libtorch_cuda.so"; exit 1; }
+        echo "ok: $bin NEEDS libtorch_cuda.so"
+    done
 else
     echo "this libtorch has no CUDA library; nothing to check"
 fi
 
+step "a crate outside the workspace depends on image-sim by path (scripts/downstream.sh)"
+scripts/downstream.sh
+
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
-# Issue 7: every fuzz target that does not link libtorch, briefly, from the committed seeds
+# The service's web page, clip-front and ClipClient against it in headless Chromium
+# (scripts/browser.sh installs chromium, playwright-core and clip-retrieval's front end the
+# first time; about 20 s once they are there). SKIP_BROWSER=1 leaves it out.
+step "browser test (web page, clip-front, ClipClient; screenshots in target/browser/shots)"
+scripts/browser.sh
+
+# Fuzzing: every fuzz target that does not link libtorch, briefly, from the committed seeds
 # (scripts/fuzz.sh; longer runs and the libtorch targets: see docs/RELIABILITY.md).
 # SKIP_FUZZ=1 leaves it out, FUZZ_SECONDS sets the time per target. libFuzzer's seed is fixed
 # (FUZZ_SEED, default 1), so this step gives the same verdict on every run of the same code and a
@@ -44,8 +57,20 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 # missed. Searching for new crashes is the job of longer runs with random seeds (FUZZ_SEED= empty,
 # or scripts/fuzz.sh directly).
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
-    step "fuzzing briefly (decode, vecindex_file, faiss_file; ${FUZZ_SECONDS:-15} s each, no sanitizer, seed ${FUZZ_SEED-1})"
-    FUZZ_SEED="${FUZZ_SEED-1}" FUZZ_SANITIZER=none scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+    # An unoptimised build: 1.5 min instead of 5 on a 2-core machine, for runs this short.
+    step "fuzzing briefly (decode, vecindex_file, faiss_file; ${FUZZ_SECONDS:-15} s each, dev build, no sanitizer, seed ${FUZZ_SEED-1})"
+    FUZZ_SEED="${FUZZ_SEED-1}" FUZZ_SANITIZER=none FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" \
+        scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+fi
+
+# Slurm: a one-node cluster (slurm-wlm and munge from Debian, installed when missing) runs the
+# script `image-sim slurm-script` prints for 4 shards, with one task requeued while it runs,
+# and the merged collection must equal an unsharded `image-sim build` (scripts/slurm/ci.sh,
+# which stops the cluster whatever happens). About 50 s on a 2-core box once the binaries are
+# built, plus 1-2 min the first time for the packages. SKIP_SLURM=1 leaves it out.
+if [ "${SKIP_SLURM:-0}" != 1 ]; then
+    step "Slurm: sharded build on a one-node cluster against an unsharded build"
+    scripts/slurm/ci.sh 4
 fi
 
 step "done in $((SECONDS - start)) s"

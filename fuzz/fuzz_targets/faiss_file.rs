@@ -4,6 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 
+// Shared by several targets, each of which calls only its own check.
+#[allow(dead_code)]
 #[path = "../checks/vecindex.rs"]
 mod checks;
 

@@ -4,16 +4,14 @@
 
 use libfuzzer_sys::fuzz_target;
 
+// Shared by several targets, each of which calls only its own check.
+#[allow(dead_code)]
 #[path = "../checks/vecindex.rs"]
 mod checks;
 
-static QUIET_CAUGHT_PANICS: std::sync::Once = std::sync::Once::new();
-
+// vecindex reads the embedded HNSW dump with its own parser (no `hnsw_rs`, no caught panics):
+// any panic is a finding, and libFuzzer's panic hook reports it.
 fuzz_target!(|data: &[u8]| {
-    // vecindex turns panics inside hnsw_rs (on dumps its framing checks let through) into
-    // errors with catch_unwind; libFuzzer's panic hook would abort before they are caught. A
-    // panic that escapes still aborts: libfuzzer-sys catches it around this body.
-    QUIET_CAUGHT_PANICS.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     let path = std::env::temp_dir().join(format!("fuzz-vecindex-{}.vix", std::process::id()));
     checks::vecindex_file(data, &path);
 });

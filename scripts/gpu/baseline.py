@@ -1,7 +1,8 @@
 """Python / Hugging Face baseline for `disc21-eval bench --python-baseline`.
 
-Adapted from ../shared/gpu/baseline.py (same models, processors and DataLoader pipeline) so that
-it measures the figures the Rust bench prints, on the same images and device, in one process:
+Adapted from the original study's Python baseline script (same models, processors and DataLoader
+pipeline) so that it measures the figures the Rust bench prints, on the same images and device, in
+one process:
   seed_style         one image at a time: PIL open -> HF processor -> model -> feature (fp32)
   decode_preprocess  DataLoader workers: PIL open + HF processor, no model
   model_only         batched random input, the given precision and batch size

@@ -4,7 +4,7 @@ pass equals the pretrained ones'), plus synthetic JPEGs, for `disc21-eval bench`
 usage: python3 make_checkpoints.py OUT_DIR [--images N]
 Creates OUT_DIR/clip (CLIPVisionModelWithProjection, ViT-B/32), OUT_DIR/dinov2 (Dinov2Model base,
 patch 14, image 518) with their preprocessor_config.json, and OUT_DIR/images (N JPEGs, 360-640 px,
-as ../shared/gpu/baseline.py makes them).
+made by the original study's Python baseline script's generator: same seed, same order).
 """
 import argparse, os
 import numpy as np
@@ -31,7 +31,8 @@ if not os.path.exists(os.path.join(dino, "config.json")):
                       image_std=[0.229, 0.224, 0.225]).save_pretrained(dino)
 d = os.path.join(args.out, "images")
 os.makedirs(d, exist_ok=True)
-# The images baseline.py makes (same generator, same order), written by all cores.
+# The images the original study's baseline script makes (same generator, same order), written by
+# all cores.
 rng = np.random.default_rng(0)
 jobs = []
 for i in range(args.images):

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# The prepared GPU measurement (issue 6), one call on the device machine, nothing built there:
-#   scripts/gpu/prepare.sh   (here: release binary + scripts into .devcarry/)
-#   device run: command "bash .devcarry/run_device_checks.sh", carry [".devcarry"], timeout_s 590
+# The GPU throughput measurement, in one command on a GPU machine, nothing built there:
+#   scripts/gpu/prepare.sh               (build machine: release binary + scripts into .devcarry/)
+#   bash .devcarry/run_device_checks.sh  (GPU machine)
+# or, in a checkout with a release build, `bash scripts/gpu/run_device_checks.sh` (see below).
 # It generates real-size random-weight checkpoints and N_IMAGES (8,192) synthetic JPEGs with
 # transformers, runs embed-torch's CUDA event test, `disc21-eval bench` for CLIP and DINOv2 (f16,
 # batch 256, embeddings compared with f32) with the Python baseline in the same invocation, the
-# shared reference script unchanged, the same benches without CUDA events and CLIP without
-# window decoding, checks the 8-bit device path against the host path on real files, then (time allowing)
-# the resize on the GPU and the fast JPEG mode on camera-sized images; packs everything into
-# $OUT/results.tgz and prints a short table last. About 250 s on an H200 with PHOTOS=0 (the
-# camera-sized step adds ~110 s). Steps can be left out: COMPARE_F32, REFERENCE, AB, PARITY,
-# RESIZE, PHOTOS = 0; the 32,768-image run of docs/BENCHMARKS.md took 170 s with
+# Python baseline again at the original study's DataLoader batch of 64, the same benches without
+# CUDA events and CLIP without window decoding, checks the 8-bit device path against the host
+# path on real files, then (time allowing) the resize on the GPU and the fast JPEG mode on
+# camera-sized images; packs everything into $OUT/results.tgz and prints a short table last.
+# About 250 s on an H200 with PHOTOS=0 (the camera-sized step adds ~110 s). Steps can be left
+# out: COMPARE_F32, REFERENCE, AB, PARITY, RESIZE, PHOTOS = 0; the 32,768-image run of
+# docs/BENCHMARKS.md took 170 s with
 #   N_IMAGES=32768 COMPARE_F32=0 REFERENCE=0 AB=0 PARITY=0 RESIZE=0 PHOTOS=0
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-# The device tool brings back at most 8 files from $OUT: everything is written to a work folder
-# and packed into $OUT/results.tgz on exit (also when stopped by a TERM signal).
+# Everything is written to a work folder and packed into $OUT/results.tgz on exit (also when
+# stopped by a TERM signal), so that one file carries all results off the GPU machine.
 RESULTS=${OUT:-/tmp/device-out}
 OUT=/tmp/devck-results
 rm -rf "$OUT" && mkdir -p "$OUT" "$RESULTS"
@@ -25,14 +27,12 @@ trap 'exit 143' TERM
 export LD_LIBRARY_PATH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__)+"/lib")')${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PYTHONUNBUFFERED=1
 # Staged by prepare.sh beside this script (.devcarry/), or run from scripts/gpu/ in a checkout
-# on your own GPU machine after `cargo build --release -p disc21-eval`, with the project's
+# on your own GPU machine after `cargo build --release -p disc21-eval --bin disc21-eval-torch`, with the project's
 # Python first on PATH (see the README, "On a GPU").
 BIN=${BIN:-$HERE/disc21-eval}
-[ -x "$BIN" ] || BIN="$HERE/../../target/release/disc21-eval"
-[ -x "$BIN" ] || { echo "no disc21-eval beside $0 nor in target/release: build it first" >&2; exit 1; }
-REF_SCRIPT="$HERE/baseline_reference.py"
-[ -f "$REF_SCRIPT" ] || REF_SCRIPT="$HERE/../../../shared/gpu/baseline.py"
-# System libraries the device image lacks (fontconfig, freetype...) come from .devcarry/lib.
+[ -x "$BIN" ] || BIN="$HERE/../../target/release/disc21-eval-torch"
+[ -x "$BIN" ] || { echo "no disc21-eval beside $0 nor disc21-eval-torch in target/release: build it first" >&2; exit 1; }
+# System libraries the GPU machine lacks (fontconfig, freetype...) come from .devcarry/lib.
 ldd "$BIN" > "$OUT/ldd.txt" 2>&1
 if grep -q 'not found' "$OUT/ldd.txt"; then
   echo "from .devcarry/lib: $(grep 'not found' "$OUT/ldd.txt" | awk '{print $1}' | tr '\n' ' ')" | tee "$OUT/libs.txt"
@@ -73,14 +73,17 @@ for m in clip dinov2; do
     > "$OUT/bench_$m.md" 2> "$OUT/bench_$m.err"
   echo "bench $m rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
 done
-# The shared reference script as it is (both models, all precisions, DataLoader batch 64) on
-# the same images: the "Python DataLoader pipeline" of REFERENCE.md section 7.
+# The Python DataLoader pipeline at the settings of the original study's reference figures
+# (DataLoader batch 64; one H100: 388 CLIP and 517 DINOv2 images/s end to end), same images.
 # Each later step can be left out (0): REFERENCE, AB, PARITY, RESIZE, PHOTOS.
-if [ "${REFERENCE:-1}" = 1 ] && [ -f "$REF_SCRIPT" ]; then
-t0=$(date +%s)
-timeout 240 python3 "$REF_SCRIPT" --images "$W/images" --out "$OUT/reference.json" \
-  > "$OUT/reference.log" 2>&1
-echo "reference baseline rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
+if [ "${REFERENCE:-1}" = 1 ]; then
+for m in clip dinov2; do
+  t0=$(date +%s)
+  timeout 120 python3 "$HERE/baseline.py" --model "$m" --images "$W/images" --device "$DEVICE" \
+    --precision "$PREC" --batch-size 64 --model-iters "$MODEL_ITERS" --out "$OUT/reference_$m.json" \
+    > "$OUT/reference_$m.log" 2>&1
+  echo "reference baseline $m (batch 64) rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
+done
 fi
 # Same runs without CUDA events (the blocking wait of before), and CLIP without window
 # decoding: what each choice is worth, on this machine.
@@ -117,8 +120,9 @@ PY
 done
 # Last, as they are optional: the resize on the GPU (--resize-on device), its end-to-end rate
 # and its embeddings against the exact host path (f32, cosine).
-# They are skipped when the main part took so long that they could push the call past the
-# device tool's 600 s limit (the summary below must still print).
+# They are skipped when the main part took so long that they could push the whole run past
+# DEADLINE_S (570 s by default, for a machine that allows 600 s a command; the summary below must
+# still print).
 for m in clip dinov2; do
   [ "${RESIZE:-1}" = 1 ] || break
   # 80 + 45 s at most per model: start only when that still ends by DEADLINE_S.
@@ -159,7 +163,7 @@ else
   echo "bench clip camera-sized + fast JPEG rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$OUT/timeline.txt"
 fi
 echo
-echo "== device =="; head -12 "$OUT/machine.txt" | grep -E "H100|H200|MiB" | head -2
+echo "== GPU =="; head -12 "$OUT/machine.txt" | grep -E "H100|H200|MiB" | head -2
 echo "== parity =="; cat "$OUT/parity.txt"
 for m in clip dinov2; do echo "== $m (tail of stderr) =="; tail -3 "$OUT/bench_$m.err"; done
 # libtorch's own C++ warnings (format "[W... Memory.cpp:46] Warning: ..."; Python's DataLoader
@@ -171,7 +175,8 @@ for m in clip dinov2; do echo "== $m =="; cat "$OUT/bench_$m.md"; done
 for m in clip dinov2; do echo "== $m, resize on the GPU =="; cat "$OUT/bench_${m}_gpu_resize.md"; done
 for m in clip dinov2; do echo "== $m, without CUDA events =="; cat "$OUT/bench_${m}_noevents.md"; done
 echo "== clip, whole-picture JPEG decoding (EMBED_CORE_JPEG_WINDOW=0) =="; cat "$OUT/bench_clip_nowindow.md"
-echo "== reference script (shared baseline.py, DataLoader batch 64) =="; grep "images/s" "$OUT/reference.log"
+echo "== Python baseline at DataLoader batch 64 (the original study's setting) =="
+for m in clip dinov2; do tail -1 "$OUT/reference_$m.log" 2>/dev/null; done
 echo "== unit tests =="; tail -4 "$OUT/unit_tests.txt"
 echo "== clip, camera-sized JPEGs, exact and --fast-jpeg =="; cat "$OUT/bench_clip_photos.md" 2>/dev/null
 true

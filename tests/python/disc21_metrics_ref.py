@@ -3,7 +3,7 @@
 Usage: disc21_metrics_ref.py GT1.csv PRED1.csv [GT2.csv PRED2.csv ...]
 Prints a JSON list with one object of metrics per (ground truth, predictions) pair.
 
-Definitions (REFERENCE.md section 4, facebookresearch/isc2021 `isc/metrics.py`):
+Definitions (facebookresearch/isc2021 `isc/metrics.py`):
 - predictions pooled, sorted by score descending, wrong ones first at equal score;
   precision_i = TP_i / i, recall_i = TP_i / #GT pairs, uAP = sum (recall_i - recall_{i-1}) precision_i;
 - recall@P90 = max recall with precision >= 0.9 (0 and threshold None when never reached);

@@ -92,7 +92,7 @@ def main():
 
     sizes = [(500, 400), (400, 500), (224, 224), (640, 480), (1, 300), (300, 1), (1, 1), (50, 30),
              (223, 225), (1000, 17), (17, 1000), (257, 256), (1200, 900), (37, 301), (2, 2), (225, 224)]
-    files = []  # (name, kind, bar): bar "parity" must meet the issue's bar; "decode" is a sanity check
+    files = []  # (name, kind, bar): bar "parity" must be bit-identical; "decode" is a sanity check
 
     def save(name, im, fmt, kind, bar="parity", **kw):
         path = out / "images" / name
@@ -128,6 +128,18 @@ def main():
             save(f"img_{w}x{h}.tif", base, "TIFF", "tiff", bar="decode")
             save(f"img_{w}x{h}.gif", base.convert("P", palette=Image.Palette.ADAPTIVE, colors=200), "GIF", "gif", bar="decode")
             save(f"lossless_{w}x{h}.webp", base, "WEBP", "webp-lossless", bar="decode", lossless=True)
+    # Elongated pictures, both orientations. Pillow resizes a picture whose height shrinks by
+    # more than twice as many pixels as its width vertically first (for a shortest-edge resize:
+    # taller than twice its width), which rounds differently: ratios just under, at and just
+    # over 2 (odd sizes included, and where DINOv2's 256 but not CLIP's 224 upscales the
+    # width), and very elongated ones.
+    elongated = [(480, 959), (480, 960), (480, 961), (480, 1000), (480, 1200), (300, 640), (401, 899),
+                 (401, 802), (401, 803), (257, 515), (225, 451), (240, 1000), (223, 1000), (401, 3000)]
+    for w, h in elongated:
+        for ew, eh in ((w, h), (h, w)):
+            base = photo(rng, ew, eh)
+            save(f"long_{ew}x{eh}.png", base, "PNG", "png-elongated")
+            save(f"long420_{ew}x{eh}.jpg", base, "JPEG", "jpeg-elongated", quality=90, subsampling=2)
     # Content decides the format, not the name.
     photo(rng, 320, 240).save(out / "images" / "png_named.jpg", format="PNG")
     files.append(("png_named.jpg", "png-as-jpg", "parity"))

@@ -2,22 +2,24 @@
 //!
 //! Each stage is timed and reports its rate (images/s for extraction, and for the model alone;
 //! queries/s for search). Extraction goes through the resumable cache of
-//! [`crate::pipeline::extract_cached`]: the cache is keyed by model, weights, preprocessing and
+//! [`embed_pipeline::extract_cached`]: the cache is keyed by model, weights, preprocessing and
 //! image list, so a second run, or a run with another index, reuses the embeddings. The
-//! [report](crate::report) is written from the returned [`BenchmarkResult`].
+//! [report](crate::report) is written from the returned [`BenchmarkResult`]. Stage lines and
+//! progress go to the callbacks of [`RunOptions`]; nothing is printed here.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
+use embed_pipeline::{
+    CacheKey, CacheOptions, ExtractOptions, Extraction, Model, PipelineError, ProgressFn,
+    ProgressReport, extract_cached,
+};
 use ndarray::Array2;
-use sha2::{Digest, Sha256};
 use vecindex::{FlatIndex, HnswIndex, HnswParams, Metric, VectorIndex};
 
 use crate::dataset::{EvalSet, ImageEntry};
 use crate::metrics::{EvalOptions, Metrics, MetricsError, Prediction, evaluate};
-use crate::pipeline::{
-    CacheKey, CacheOptions, ExtractOptions, Extraction, Model, PipelineError, extract_cached,
-};
 
 /// What can go wrong in a run.
 #[derive(Debug, thiserror::Error)]
@@ -51,15 +53,6 @@ pub enum BenchmarkError {
         #[source]
         source: MetricsError,
     },
-    /// Reading weights to hash them failed.
-    #[error("{}: {source}", .path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
     /// The options are unusable.
     #[error("invalid benchmark options: {0}")]
     InvalidOptions(String),
@@ -69,7 +62,7 @@ pub enum BenchmarkError {
 pub type Result<T, E = BenchmarkError> = std::result::Result<T, E>;
 
 /// The index the references are searched with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IndexChoice {
     /// Exact search (the study's `IndexFlatL2`; on unit vectors the same ranking as inner
@@ -88,10 +81,14 @@ pub struct BenchModel<'a> {
     pub model: Model<'a>,
     /// Where the weights came from (a folder or a model id), as the user gave it.
     pub weights: String,
-    /// A hash of the weights' files ([`weights_fingerprint`]).
+    /// A digest of the model family and the weights' files
+    /// (`image_sim::models::weights_digest`): the embedding cache keys on it.
     pub weights_hash: String,
     /// Anything else that changes the embeddings (precision, pooling...), for the cache key.
     pub extra: String,
+    /// Whether the weights were drawn at random (a demonstration without the real checkpoint):
+    /// every output labels the model so.
+    pub random_weights: bool,
 }
 
 /// Options of [`run_benchmark`].
@@ -111,6 +108,55 @@ pub struct RunOptions {
     pub chunk_size: usize,
     /// Run the exact search with libtorch on this device (a GPU) instead of vecindex.
     pub search_device: Option<tch::Device>,
+    /// Receives a line as each stage ends (`[clip] extract references: ...`). `None`: silent.
+    pub status: Option<StatusFn>,
+    /// Receives the progress of HNSW builds (points inserted). `None`: silent.
+    pub index_progress: Option<ProgressFn>,
+}
+
+/// A callback for status lines.
+#[derive(Clone)]
+pub struct StatusFn(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl StatusFn {
+    /// Wraps a closure.
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for StatusFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatusFn")
+    }
+}
+
+impl std::str::FromStr for IndexChoice {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "flat" => Ok(Self::Flat),
+            "hnsw" => Ok(Self::Hnsw),
+            other => Err(format!("`{other}`: expected flat or hnsw")),
+        }
+    }
+}
+
+impl std::fmt::Display for IndexChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Flat => "flat",
+            Self::Hnsw => "hnsw",
+        })
+    }
+}
+
+impl RunOptions {
+    fn status(&self, line: &str) {
+        if let Some(s) = &self.status {
+            (s.0)(line);
+        }
+    }
 }
 
 impl RunOptions {
@@ -124,6 +170,8 @@ impl RunOptions {
             cache_dir,
             chunk_size: 1024,
             search_device: None,
+            status: None,
+            index_progress: None,
         }
     }
 }
@@ -192,6 +240,8 @@ pub struct ModelResult {
     pub weights: String,
     /// Hash of the weights.
     pub weights_hash: String,
+    /// Whether the weights were drawn at random ([`BenchModel::random_weights`]).
+    pub random_weights: bool,
     /// Reference extraction.
     pub extract_references: ExtractTiming,
     /// Query extraction.
@@ -208,6 +258,17 @@ pub struct ModelResult {
     pub ranked: Vec<Vec<(String, f32)>>,
 }
 
+impl ModelResult {
+    /// The name to show: the short name, marked when the weights are random.
+    pub fn label(&self) -> String {
+        if self.random_weights {
+            format!("{} (random weights)", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
 /// Everything a run produced.
 #[derive(Clone, Debug)]
 pub struct BenchmarkResult {
@@ -215,41 +276,6 @@ pub struct BenchmarkResult {
     pub models: Vec<ModelResult>,
     /// The options the run used.
     pub search_k: usize,
-}
-
-/// Hashes a weights folder's `*.json`, `*.safetensors` and `*.bin` files (names and contents,
-/// SHA-256, hex), or the text itself when it is not a folder (a model id).
-pub fn weights_fingerprint(weights: &str) -> Result<String> {
-    let mut h = Sha256::new();
-    let dir = Path::new(weights);
-    if dir.is_dir() {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| BenchmarkError::Io { path, source }
-        };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(io(dir))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|e| e == "json" || e == "safetensors" || e == "bin")
-            })
-            .collect();
-        files.sort();
-        for f in files {
-            h.update(
-                f.file_name()
-                    .map(|n| n.as_encoded_bytes())
-                    .unwrap_or_default(),
-            );
-            let mut file = std::fs::File::open(&f).map_err(io(&f))?;
-            std::io::copy(&mut file, &mut h).map_err(io(&f))?;
-        }
-    } else {
-        h.update(b"id:");
-        h.update(weights.as_bytes());
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn extract(
@@ -281,14 +307,14 @@ fn extract(
     let rate = timing
         .images_per_second
         .map_or("cached".to_string(), |r| format!("{r:.1} images/s"));
-    eprintln!(
+    options.status(&format!(
         "[{}] extract {what}: {} images ({} computed, {} skipped) in {:.2} s, {rate}",
         m.name,
         images.len(),
         timing.computed,
         timing.skipped,
         timing.seconds
-    );
+    ));
     Ok((out, timing))
 }
 
@@ -321,18 +347,11 @@ fn search(
     let (hits, build, device): (Vec<Vec<(usize, f32)>>, f64, &'static str) =
         match (options.index, options.search_device) {
             (IndexChoice::Flat, Some(dev)) => {
-                let opts = crate::gpu_search::SearchOptions::on(dev);
-                let top =
-                    crate::gpu_search::search(queries.view(), refs.embeddings.view(), k, &opts)
-                        .map_err(|e| err(e.to_string()))?;
-                let hits = (0..top.n_queries())
-                    .map(|q| {
-                        let (idx, sc) = top.row(q);
-                        idx.iter().zip(sc).map(|(&i, &s)| (i as usize, s)).collect()
-                    })
-                    .collect();
+                let opts = vecindex::torch_search::TorchSearchOptions::on(dev);
+                let found = vecindex::torch_search::search(q_flat, r_flat, dim, k, &opts)
+                    .map_err(|e| err(e.to_string()))?;
                 (
-                    hits,
+                    to_pairs(found),
                     0.0,
                     if dev.is_cuda() {
                         "cuda"
@@ -355,7 +374,7 @@ fn search(
                     HnswParams::default(),
                     &refs.ids,
                     r_flat,
-                    true,
+                    options.index_progress.as_ref(),
                 )
                 .map_err(|e| err(e.to_string()))?;
                 let build = t0.elapsed().as_secs_f64();
@@ -374,35 +393,34 @@ fn search(
         queries_per_second: n_q as f64 / search_seconds.max(1e-9),
         k,
     };
-    eprintln!(
-        "[{name}] index ({:?}, {device}) built in {build:.3} s; searched {n_q} queries in {search_seconds:.3} s, {:.0} queries/s",
+    options.status(&format!(
+        "[{name}] index ({}, {device}) built in {build:.3} s; searched {n_q} queries in {search_seconds:.3} s, {:.0} queries/s",
         options.index, timing.queries_per_second
-    );
+    ));
     Ok((hits, timing))
 }
 
-/// [`HnswIndex::build`] with progress (points inserted, rate, ETA) on stderr when `progress`
-/// and stderr is a terminal.
-pub fn build_hnsw<S: AsRef<str>>(
+/// [`HnswIndex::build`], reporting the points inserted to `progress`.
+fn build_hnsw<S: AsRef<str>>(
     dim: usize,
     metric: Metric,
     params: HnswParams,
     ids: &[S],
     vectors: &[f32],
-    progress: bool,
+    progress: Option<&ProgressFn>,
 ) -> vecindex::Result<HnswIndex> {
-    let shown = std::sync::Mutex::new(
-        crate::pipeline::progress::Progress::new(progress, ids.len()).counting("points"),
-    );
+    let started = Instant::now();
     let mut index = HnswIndex::new(dim, metric, params, ids.len())?;
-    index.add_with_progress(ids, vectors, &|done, _| {
-        if let Ok(mut shown) = shown.lock() {
-            shown.set(done);
+    index.add_with_progress(ids, vectors, &|done, total| {
+        if let Some(p) = progress {
+            (p.0)(&ProgressReport {
+                done,
+                total,
+                failed: 0,
+                elapsed: started.elapsed(),
+            });
         }
     })?;
-    if let Ok(mut shown) = shown.into_inner() {
-        shown.finish();
-    }
     Ok(index)
 }
 
@@ -473,20 +491,21 @@ pub fn run_benchmark(
             model: m.name.clone(),
             source,
         })?;
-        eprintln!(
+        options.status(&format!(
             "[{}] metrics in {:.3} s: accuracy {:.4}, top-3 {:.4}, µAP {:.4}",
             m.name,
             t.elapsed().as_secs_f64(),
             metrics.accuracy,
             metrics.top3_accuracy,
             metrics.micro_ap
-        );
+        ));
         out.push(ModelResult {
             name: m.name.clone(),
             model_id: m.model.model_id().to_string(),
             dim: m.model.dim(),
             weights: m.weights.clone(),
             weights_hash: m.weights_hash.clone(),
+            random_weights: m.random_weights,
             extract_references,
             extract_queries,
             search: search_timing,

@@ -25,7 +25,7 @@ use crate::metrics::{GroundTruth, MetricsError, read_ground_truth};
 #[non_exhaustive]
 pub enum DatasetError {
     /// A folder could not be listed.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}", .path.display())]
     Io {
         /// The folder.
         path: PathBuf,

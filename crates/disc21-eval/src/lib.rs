@@ -1,12 +1,8 @@
-//! The DISC21 benchmark of the image-sim workspace: data set layouts, the extraction pipeline,
-//! search, the official metrics and reports. The `disc21-eval` binary is its command line.
+#![doc = include_str!("../README.md")]
 
-pub mod atomic;
 pub mod benchmark;
+pub mod cli;
 pub mod dataset;
 pub mod generate;
-pub mod gpu_search;
 pub mod metrics;
-pub mod models;
-pub mod pipeline;
 pub mod report;

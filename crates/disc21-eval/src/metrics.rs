@@ -40,7 +40,7 @@ pub const P90: f64 = 0.9;
 #[non_exhaustive]
 pub enum MetricsError {
     /// A file could not be read or written.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,

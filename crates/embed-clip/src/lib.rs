@@ -31,6 +31,8 @@ use tch::{Device, Kind, Tensor};
 pub use config::ClipVisionConfig;
 pub use error::{Error, Result};
 pub use model::{ClipVisionModel, ClipVisionOutput};
+/// The crates of this crate's public signatures, re-exported so callers use the same versions.
+pub use {embed_torch, ndarray, tch};
 
 /// The checkpoint of the original study.
 pub const DEFAULT_MODEL_ID: &str = "openai/clip-vit-base-patch32";
@@ -95,6 +97,10 @@ impl Embedder for ClipEmbedder {
 
     fn embed_batch(&self, pixels: ArrayView4<'_, f32>) -> embed_core::Result<Array2<f32>> {
         embed_array_with(self, pixels)
+    }
+
+    fn on_accelerator(&self) -> bool {
+        self.model.device().is_cuda()
     }
 }
 

@@ -1,4 +1,4 @@
-//! Reliability of CLIP's `config.json` handling (issue 7, item 11): missing, unreadable, not
+//! Reliability of CLIP's `config.json` handling: missing, unreadable, not
 //! JSON, wrong types, values no model can take. `loading.rs` already covers heads not dividing
 //! the width, bad activations, eps, non-square sizes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -33,6 +33,14 @@ pub trait Embedder: Send {
     /// [`PreprocessSpec::preprocess`] produces). Returns `N × dim()` rows in input order, not
     /// normalised.
     fn embed_batch(&self, pixels: ArrayView4<'_, f32>) -> Result<Array2<f32>>;
+
+    /// Whether the forward pass runs on an accelerator (a GPU), where a pipeline should hand
+    /// over batches in the accelerator's own way (e.g. 8-bit pixels uploaded asynchronously)
+    /// rather than as `f32` host arrays. `false` by default; libtorch models on CUDA say
+    /// `true`, and `embed-pipeline` refuses to feed them through its host path.
+    fn on_accelerator(&self) -> bool {
+        false
+    }
 }
 
 impl<E: Embedder + ?Sized> Embedder for Box<E> {
@@ -47,6 +55,9 @@ impl<E: Embedder + ?Sized> Embedder for Box<E> {
     }
     fn embed_batch(&self, pixels: ArrayView4<'_, f32>) -> Result<Array2<f32>> {
         (**self).embed_batch(pixels)
+    }
+    fn on_accelerator(&self) -> bool {
+        (**self).on_accelerator()
     }
 }
 

@@ -203,6 +203,128 @@ fn decompression_bombs_are_refused_before_allocating() {
     ));
 }
 
+/// A GIF whose logical screen claims `w × h` (LE `u16`s at bytes 6..10).
+fn gif_claiming(w: u16, h: u16) -> Vec<u8> {
+    let mut b = encode(&rgb(16, 16), image::ImageFormat::Gif);
+    b[6..8].copy_from_slice(&w.to_le_bytes());
+    b[8..10].copy_from_slice(&h.to_le_bytes());
+    b
+}
+
+/// A lossless WebP whose VP8L header claims `w × h` (14 bits each, minus one, after the
+/// signature byte at offset 20).
+fn webp_vp8l_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut b = encode(&rgb(16, 16), image::ImageFormat::WebP);
+    assert_eq!(&b[12..16], b"VP8L", "the image crate writes lossless WebP");
+    let bits = (w - 1) | ((h - 1) << 14) | (u32::from(b[24]) >> 4 << 28);
+    b[21..25].copy_from_slice(&bits.to_le_bytes());
+    b
+}
+
+/// A WebP with a VP8X chunk (extended format) whose canvas claims `w × h` (24 bits each,
+/// minus one), in front of a real 16 × 16 lossless image.
+fn webp_vp8x_claiming(w: u32, h: u32) -> Vec<u8> {
+    let inner = encode(&rgb(16, 16), image::ImageFormat::WebP);
+    let mut vp8x = b"VP8X".to_vec();
+    vp8x.extend_from_slice(&10u32.to_le_bytes());
+    vp8x.extend_from_slice(&[0, 0, 0, 0]);
+    vp8x.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
+    vp8x.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
+    let body = [&b"WEBP"[..], &vp8x, &inner[12..]].concat();
+    [&b"RIFF"[..], &(body.len() as u32).to_le_bytes(), &body].concat()
+}
+
+/// A BMP whose BITMAPINFOHEADER claims `w × h` (LE `i32`s at bytes 18..26).
+fn bmp_claiming(w: i32, h: i32) -> Vec<u8> {
+    let mut b = encode(&rgb(16, 16), image::ImageFormat::Bmp);
+    b[18..22].copy_from_slice(&w.to_le_bytes());
+    b[22..26].copy_from_slice(&h.to_le_bytes());
+    b
+}
+
+/// A little-endian TIFF whose first IFD claims `w × h` (tags 256 and 257 made LONGs).
+fn tiff_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut b = encode(&rgb(16, 16), image::ImageFormat::Tiff);
+    assert_eq!(&b[..4], b"II*\0");
+    let ifd = u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize;
+    let n = usize::from(u16::from_le_bytes([b[ifd], b[ifd + 1]]));
+    let mut patched = 0;
+    for e in (0..n).map(|i| ifd + 2 + 12 * i) {
+        let value = match u16::from_le_bytes([b[e], b[e + 1]]) {
+            256 => w,
+            257 => h,
+            _ => continue,
+        };
+        b[e + 2..e + 4].copy_from_slice(&4u16.to_le_bytes()); // LONG
+        b[e + 4..e + 8].copy_from_slice(&1u32.to_le_bytes());
+        b[e + 8..e + 12].copy_from_slice(&value.to_le_bytes());
+        patched += 1;
+    }
+    assert_eq!(patched, 2, "ImageWidth and ImageLength tags");
+    b
+}
+
+#[test]
+fn decompression_bombs_name_the_size_they_claim() {
+    // Per format: a side beyond `max_side`, and sides within it whose product exceeds
+    // `max_pixels`. The error carries the header's size and says it.
+    let cases: Vec<(&str, Vec<u8>, (u64, u64))> = vec![
+        ("JPEG", jpeg_claiming(65_500, 65_500), (65_500, 65_500)),
+        ("JPEG", jpeg_claiming(65_500, 3_000), (65_500, 3_000)),
+        ("PNG", png_claiming(100_000, 100_000), (100_000, 100_000)),
+        ("PNG", png_claiming(65_500, 3_000), (65_500, 3_000)),
+        ("PNG", png_claiming(70_000, 16), (70_000, 16)),
+        ("GIF", gif_claiming(65_535, 65_535), (65_535, 65_535)),
+        ("GIF", gif_claiming(65_535, 3_000), (65_535, 3_000)),
+        ("WebP", webp_vp8l_claiming(16_384, 16_384), (16_384, 16_384)),
+        (
+            "WebP",
+            webp_vp8x_claiming(100_000, 100_000),
+            (100_000, 100_000),
+        ),
+        ("WebP", webp_vp8x_claiming(70_000, 16), (70_000, 16)),
+        ("BMP", bmp_claiming(100_000, 100_000), (100_000, 100_000)),
+        ("BMP", bmp_claiming(20_000, 20_000), (20_000, 20_000)),
+        ("TIFF", tiff_claiming(100_000, 100_000), (100_000, 100_000)),
+        ("TIFF", tiff_claiming(20_000, 20_000), (20_000, 20_000)),
+    ];
+    let opts = DecodeOptions::default();
+    let mut wrong = Vec::new();
+    for (format, bytes, (w, h)) in cases {
+        let result = decode_bytes(&bytes, &opts);
+        let named = match &result {
+            Err(err @ Error::TooLarge { width, height, .. }) => {
+                (*width, *height) == (w, h) && err.to_string().contains(&format!("{w}×{h}"))
+            }
+            _ => false,
+        };
+        if !named {
+            wrong.push(format!("{format} claiming {w}×{h}: {result:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_file_over_the_size_limit_says_so_without_a_size() {
+    // The file-size limit is checked before anything is read: no claimed size to name.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.png");
+    std::fs::write(&f, png(4, 4)).unwrap();
+    let opts = DecodeOptions {
+        limits: DecodeLimits {
+            max_file_bytes: 10,
+            ..DecodeLimits::default()
+        },
+        ..DecodeOptions::default()
+    };
+    let err = decode_file(&f, &opts).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+    assert!(!text.contains("0×0"), "{text}");
+    assert!(text.contains("big.png") && text.contains("bytes"), "{text}");
+}
+
 #[test]
 fn extreme_shapes_give_finite_tensors() {
     let opts = DecodeOptions::default();

@@ -2,8 +2,10 @@
 //! reference: tests/python/preprocess_reference.py generates images of many formats, modes and
 //! sizes and the tensors `CLIPImageProcessor` / `BitImageProcessor` (DINOv2 settings) make of them.
 //!
-//! The bar (issue 2): every value within one 8-bit level (1/255/std after normalising) and at
-//! least 99.9 % of values exactly equal, for PNG and JPEG inputs.
+//! The bar: every value bit-identical, for PNG and JPEG inputs of every layout, size and aspect
+//! ratio generated (elongated pictures in both orientations included, whose resize Pillow runs
+//! in the other pass order). BMP, TIFF, GIF and WebP inputs are decoded as a sanity check and
+//! reported, not held to the bar.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -125,7 +127,7 @@ fn preprocessing_matches_transformers() {
             t.exact += exact;
             t.worst_levels = t.worst_levels.max(worst);
             let frac = exact as f64 / ours.len() as f64;
-            if parity && (worst > 1.0 + 1e-3 || frac < 0.999) {
+            if parity && exact != ours.len() {
                 failures.push(format!(
                     "{} [{tag}]: {:.4}% exact, worst {:.3} levels",
                     file.display(),

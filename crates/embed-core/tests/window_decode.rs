@@ -211,6 +211,45 @@ fn window_decode_equals_whole_decode() {
 }
 
 #[test]
+fn elongated_window_equals_whole() {
+    // Pictures around and beyond twice as tall as wide, in both orientations (odd sizes, one
+    // very elongated): the tall ones are resized vertical pass first, whose input columns the
+    // window must hold as well.
+    let shapes = [
+        (480, 959),
+        (480, 960),
+        (480, 961),
+        (401, 803),
+        (257, 515),
+        (240, 1000),
+        (401, 3000),
+    ];
+    let specs = specs();
+    let (mut checked, mut windows) = (0, 0);
+    for (i, &(w, h)) in shapes.iter().enumerate() {
+        for (w, h) in [(w, h), (h, w)] {
+            for (j, (subsamp, progressive)) in [
+                (Subsamp::Sub2x2, false),
+                (Subsamp::Sub2x1, true),
+                (Subsamp::None, false),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let bytes = jpeg(w, h, subsamp, progressive, (i * 10 + j) as u64 + 101);
+                for (k, spec) in specs.iter().enumerate() {
+                    let what = format!("{subsamp:?} progressive={progressive} {w}×{h} spec {k}");
+                    windows += usize::from(check(&bytes, spec, &what));
+                    checked += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{checked} decodes, {windows} of them windows");
+    assert!(windows * 2 > checked, "{windows} windows of {checked}");
+}
+
+#[test]
 fn arithmetic_coded_window_equals_whole() {
     let clip = PreprocessSpec::clip();
     let dinov2 = PreprocessSpec::dinov2();

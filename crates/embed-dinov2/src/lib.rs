@@ -31,6 +31,8 @@ pub use config::Dinov2Config;
 pub use error::{Error, Result};
 pub use model::{Dinov2Model, Dinov2Output};
 pub use pooling::Pooling;
+/// The crates of this crate's public signatures, re-exported so callers use the same versions.
+pub use {embed_torch, ndarray, tch};
 
 /// The checkpoint of the original study.
 pub const DEFAULT_MODEL_ID: &str = "facebook/dinov2-base";
@@ -112,6 +114,10 @@ impl Embedder for Dinov2Embedder {
 
     fn embed_batch(&self, pixels: ArrayView4<'_, f32>) -> embed_core::Result<Array2<f32>> {
         embed_array_with(self, pixels)
+    }
+
+    fn on_accelerator(&self) -> bool {
+        self.model.device().is_cuda()
     }
 }
 

@@ -67,7 +67,7 @@ pub enum DownloadError {
         message: String,
     },
     /// Reading or writing the cache failed.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -95,7 +95,8 @@ pub struct DownloadOptions {
     pub offline: bool,
     /// The files to fetch (default [`CHECKPOINT_FILES`]).
     pub files: Vec<String>,
-    /// Show a progress bar on standard error (drawn only when it is a terminal).
+    /// Report progress to the hook set with [`set_progress_hook`] (nothing is printed when no
+    /// hook is set: the library never writes to the terminal itself).
     pub progress: bool,
     /// Optional bearer token (`$HF_TOKEN`) for gated or private models.
     pub token: Option<String>,
@@ -292,7 +293,6 @@ fn fetch(
         file.replace('/', "_"),
         std::process::id()
     ));
-    let bar = progress_bar(options.progress, total, file);
     let mut out = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
     let mut reader = response.into_body().into_reader();
     let mut hasher = Sha256::new();
@@ -307,7 +307,7 @@ fn fetch(
             out.write_all(&buf[..n]).map_err(io_err(&tmp))?;
             hasher.update(&buf[..n]);
             written += n as u64;
-            bar.set_position(written);
+            report(options.progress, file, written, total, false);
         }
         if let Some(total) = total
             && written != total
@@ -320,10 +320,9 @@ fn fetch(
     })();
     if let Err(e) = copied {
         let _ = std::fs::remove_file(&tmp);
-        bar.abandon();
         return Err(e);
     }
-    bar.finish_and_clear();
+    report(options.progress, file, written, total, true);
     let digest: String = hasher
         .finalize()
         .iter()
@@ -335,20 +334,38 @@ fn fetch(
     Ok(Blob { name, commit })
 }
 
-fn progress_bar(show: bool, total: Option<u64>, file: &str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
+/// Where a download stands, as reported to the hook of [`set_progress_hook`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DownloadProgress<'a> {
+    /// The file being downloaded (`model.safetensors`).
+    pub file: &'a str,
+    /// Bytes received so far.
+    pub done: u64,
+    /// The file's size when the server says it.
+    pub total: Option<u64>,
+    /// Whether the file is complete (the last report for it).
+    pub finished: bool,
+}
+
+type ProgressHook = Box<dyn Fn(&DownloadProgress<'_>) + Send + Sync>;
+
+static PROGRESS_HOOK: std::sync::OnceLock<ProgressHook> = std::sync::OnceLock::new();
+
+/// Sets, once per process, the function downloads report their progress to (an application's
+/// progress bar). Returns `false` when a hook was already set.
+pub fn set_progress_hook(hook: impl Fn(&DownloadProgress<'_>) + Send + Sync + 'static) -> bool {
+    PROGRESS_HOOK.set(Box::new(hook)).is_ok()
+}
+
+fn report(show: bool, file: &str, done: u64, total: Option<u64>, finished: bool) {
+    if let (true, Some(hook)) = (show, PROGRESS_HOOK.get()) {
+        hook(&DownloadProgress {
+            file,
+            done,
+            total,
+            finished,
+        });
     }
-    // `stderr` draws nothing when standard error is not a terminal.
-    let bar =
-        indicatif::ProgressBar::with_draw_target(total, indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(file.to_string());
-    bar
 }
 
 /// Puts `snapshot/file` in place as a relative symbolic link to the blob (as

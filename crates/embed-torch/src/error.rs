@@ -10,7 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// Reading a file failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -96,7 +96,7 @@ pub enum Error {
     #[error("invalid input: {0}")]
     Input(String),
     /// libtorch reported an error.
-    #[error("libtorch: {0}")]
+    #[error("libtorch")]
     Torch(#[from] tch::TchError),
 }
 

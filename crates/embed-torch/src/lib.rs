@@ -45,6 +45,9 @@ pub use embedder::{
 pub use error::{Error, Result};
 pub use hub::{ResolvedModel, hf_cache_dirs, resolve_model, resolve_model_in};
 pub use weights::Checkpoint;
+/// The crates of this crate's public signatures (`Tensor`, `Device`, `Kind`; arrays), re-exported
+/// so callers use the same versions.
+pub use {ndarray, tch};
 
 /// Reads and parses a JSON file (`config.json`), with errors naming the file.
 pub fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {

@@ -1,4 +1,4 @@
-//! Reliability of checkpoint loading (issue 7, items 8–10) on hand-made safetensors files:
+//! Reliability of checkpoint loading on hand-made safetensors files:
 //! framing errors, every truncation and header bit flip, offsets that overlap or leave the file,
 //! shapes and dtypes that do not match, NaN/Inf in every float dtype, sharded-checkpoint
 //! indexes that lie. Every case is a typed error, never a panic.

@@ -2,9 +2,10 @@
 //!
 //! ```sh
 //! # time and memory of a build and a first search: `build` (this crate's insertion) or
-//! # `hnsw_rs` (hnsw_rs's insertion, the graph then copied out and hnsw_rs's dropped)
+//! # `hnsw_rs` (hnsw_rs's insertion, the graph then copied out and hnsw_rs's dropped; needs the
+//! # `hnsw-rs-compare` feature)
 //! cargo run --release -p vecindex --example hnsw_load_memory -- build 100000
-//! cargo run --release -p vecindex --example hnsw_load_memory -- hnsw_rs 100000
+//! cargo run --release -p vecindex --features hnsw-rs-compare --example hnsw_load_memory -- hnsw_rs 100000
 //! # once: build and save an index of N random unit vectors of dimension 768 (M 16, ef_c 64)
 //! cargo run --release -p vecindex --example hnsw_load_memory -- /tmp/hnsw100k.vix 100000
 //! # then: load it in a fresh process and print the resident memory it added
@@ -47,6 +48,17 @@ fn unit(state: &mut u64) -> Vec<f32> {
     v
 }
 
+#[cfg(feature = "hnsw-rs-compare")]
+fn build_with_hnsw_rs(params: HnswParams, ids: &[String], data: &[f32]) -> HnswIndex {
+    HnswIndex::build_with_hnsw_rs(DIM, Metric::InnerProduct, params, ids, data).unwrap()
+}
+
+#[cfg(not(feature = "hnsw-rs-compare"))]
+fn build_with_hnsw_rs(_: HnswParams, _: &[String], _: &[f32]) -> HnswIndex {
+    eprintln!("the hnsw_rs build needs `--features hnsw-rs-compare`");
+    std::process::exit(2);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(path), Some(n)) = (
@@ -70,7 +82,7 @@ fn main() {
         let index = if path == "build" {
             HnswIndex::build(DIM, Metric::InnerProduct, params, &ids, &data).unwrap()
         } else {
-            HnswIndex::build_with_hnsw_rs(DIM, Metric::InnerProduct, params, &ids, &data).unwrap()
+            build_with_hnsw_rs(params, &ids, &data)
         };
         let hits = index.search(&unit(&mut state), 5).unwrap();
         println!(

@@ -55,11 +55,16 @@ pub enum Error {
     /// The operation needs the other metric or kind of index.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// No index kind fits a memory budget ([`crate::choose_kind`]).
+    #[error("over the memory budget: {0}")]
+    OverBudget(String),
     /// The index would exceed the supported size.
     #[error("index too large: {0}")]
     TooLarge(String),
-    /// An I/O error while reading or writing `path`.
-    #[error("I/O error on {path}: {source}")]
+    /// An I/O error while reading or writing `path` (the cause is its [`source`]).
+    ///
+    /// [`source`]: std::error::Error::source
+    #[error("I/O error on {path}")]
     Io {
         /// The file involved.
         path: PathBuf,
@@ -74,6 +79,15 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A file that differs from the length and checksum recorded when it was written (in the
+    /// `.meta.json` sidecar of a FAISS file): damaged since.
+    #[error("{path} is damaged: {message}")]
+    Damaged {
+        /// The damaged file.
+        path: PathBuf,
+        /// How it differs from the record.
+        message: String,
+    },
     /// The stored model id differs from the expected one.
     #[error("index was built from model {found:?}, expected {expected:?}")]
     ModelMismatch {
@@ -82,9 +96,13 @@ pub enum Error {
         /// The model id stored in the index.
         found: String,
     },
-    /// An error reported by `hnsw_rs`.
-    #[error("hnsw_rs: {0}")]
+    /// An HNSW graph operation that cannot be done (saving an empty index, a graph beyond
+    /// `u32` rows).
+    #[error("HNSW index: {0}")]
     Hnsw(String),
+    /// The compute backend failed (libtorch: out of device memory, no such device...).
+    #[error("{0}")]
+    Backend(String),
 }
 
 /// Shorthand for `Result<T, vecindex::Error>`.
@@ -101,5 +119,27 @@ pub(crate) fn format_err(path: &std::path::Path, message: impl Into<String>) -> 
     Error::Format {
         path: path.to_path_buf(),
         message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error chain printed cause by cause (as `anyhow`'s `{:#}` does) shows each cause once:
+    /// the I/O error is the source, not part of the message.
+    #[test]
+    fn causes_print_once() {
+        let e = io_err(std::path::Path::new("x.vix"))(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file",
+        ));
+        let mut chain = vec![e.to_string()];
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            chain.push(c.to_string());
+            cause = c.source();
+        }
+        assert_eq!(chain, ["I/O error on x.vix", "no such file"]);
     }
 }

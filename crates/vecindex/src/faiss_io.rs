@@ -6,13 +6,19 @@
 //! `ntotal * d`) and the vectors; for `IxMp` the wrapped index followed by the id count (u64) and
 //! the ids (i64). Everything is validated against the file length before anything is allocated.
 //!
-//! The sidecar (`<index path>.ids`, see [`sidecar_path`]) holds one id per line, in row order.
+//! Two sidecars go beside a FAISS file this crate writes: `<index path>.ids` ([`sidecar_path`])
+//! holds one id per line, in row order; `<index path>.meta.json` ([`meta_path`]) the metric
+//! and the length and CRC-32 of the index file and of the ids sidecar, which
+//! [`FlatIndex::read_faiss`] verifies (memory-mapped too) before it returns. Files without the
+//! second (written by FAISS, or by this crate before it wrote one) load unchecked.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, format_err, io_err};
+pub use crate::faiss_meta::meta_path;
+use crate::faiss_meta::{self, FileCheck};
 use crate::flat::{FlatIndex, Storage};
 use crate::ids::IdMap;
 use crate::persist::AtomicFile;
@@ -50,9 +56,33 @@ pub fn sidecar_path(index_path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Commits the FAISS file written to `f` at `path`, then writes its ids sidecar and the
+/// checksum record of both ([`meta_path`]), in that order: a record never describes files
+/// that are not there yet.
+pub(crate) fn commit_with_sidecars(
+    f: AtomicFile,
+    path: &Path,
+    metric: Metric,
+    ids: &IdMap,
+) -> Result<()> {
+    let index = FileCheck {
+        bytes: f.len(),
+        crc32: f.crc(),
+    };
+    f.commit()?;
+    let ids = write_ids(&sidecar_path(path), ids)?;
+    faiss_meta::write(path, metric, index, Some(ids))
+}
+
 /// Reads a sidecar: one id per line, `expected` lines, distinct and non-empty.
 pub fn read_sidecar(path: &Path, expected: usize) -> Result<IdMap> {
-    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    parse_sidecar(path, &bytes, expected)
+}
+
+/// The ids of a sidecar's bytes (read from `path`).
+pub(crate) fn parse_sidecar(path: &Path, bytes: &[u8], expected: usize) -> Result<IdMap> {
+    let text = std::str::from_utf8(bytes).map_err(|_| format_err(path, "ids are not UTF-8"))?;
     let ids: Vec<String> = text.lines().map(str::to_owned).collect();
     if ids.len() != expected {
         return Err(format_err(
@@ -65,17 +95,27 @@ pub fn read_sidecar(path: &Path, expected: usize) -> Result<IdMap> {
 
 /// Writes a sidecar atomically.
 pub fn write_sidecar(path: &Path, ids: &IdMap) -> Result<()> {
+    write_ids(path, ids).map(|_| ())
+}
+
+/// Writes a sidecar atomically; returns its length and checksum.
+pub(crate) fn write_ids(path: &Path, ids: &IdMap) -> Result<FileCheck> {
     let mut f = AtomicFile::create(path)?;
     for id in ids.as_slice() {
         f.write_all(id.as_bytes())?;
         f.write_all(b"\n")?;
     }
-    f.commit()
+    let check = FileCheck {
+        bytes: f.len(),
+        crc32: f.crc(),
+    };
+    f.commit()?;
+    Ok(check)
 }
 
 fn fourcc(metric: Metric) -> &'static [u8; 4] {
     match metric {
-        Metric::InnerProduct => b"IxFI",
+        Metric::InnerProduct | Metric::Cosine => b"IxFI",
         Metric::L2 => b"IxF2",
     }
 }
@@ -111,17 +151,21 @@ fn write_flat_body(f: &mut AtomicFile, index: &FlatIndex) -> Result<()> {
 
 impl FlatIndex {
     /// Writes the index as a FAISS `IndexFlatIP`/`IndexFlatL2` file (loadable with
-    /// `faiss.read_index`) and its ids to the sidecar [`sidecar_path`]`(path)`. Both files are
-    /// written to temporary files, synced and renamed.
+    /// `faiss.read_index`; a cosine index is an `IndexFlatIP` of its normalised vectors), its
+    /// ids to the sidecar [`sidecar_path`]`(path)` and its metric and checksums to
+    /// [`meta_path`]`(path)`. Each file is written to a temporary file, synced and renamed;
+    /// the old checksum sidecar is removed first, so that an interrupted write leaves files
+    /// that load unchecked rather than a record that no longer fits.
     pub fn write_faiss(&self, path: &Path) -> Result<()> {
+        faiss_meta::remove(path)?;
         let mut f = AtomicFile::create(path)?;
         write_flat_body(&mut f, self)?;
-        f.commit()?;
-        write_sidecar(&sidecar_path(path), &self.ids)
+        commit_with_sidecars(f, path, self.metric, &self.ids)
     }
 
     /// Writes the index wrapped in a FAISS `IndexIDMap` (`IxMp`) with the given 64-bit ids (one
-    /// per row; FAISS does not require them distinct). No sidecar is written.
+    /// per row; FAISS does not require them distinct), and its metric and checksum to
+    /// [`meta_path`]`(path)` (no ids sidecar).
     pub fn write_faiss_with_ids(&self, path: &Path, ids: &[i64]) -> Result<()> {
         if ids.len() != self.len() {
             return Err(Error::IdCountMismatch {
@@ -129,6 +173,7 @@ impl FlatIndex {
                 vectors: self.len(),
             });
         }
+        faiss_meta::remove(path)?;
         let mut f = AtomicFile::create(path)?;
         let mut head = b"IxMp".to_vec();
         header(&mut head, self.dim(), self.len(), self.metric());
@@ -139,15 +184,39 @@ impl FlatIndex {
             tail.extend_from_slice(&id.to_le_bytes());
         }
         f.write_all(&tail)?;
-        f.commit()
+        let index = FileCheck {
+            bytes: f.len(),
+            crc32: f.crc(),
+        };
+        f.commit()?;
+        faiss_meta::write(path, self.metric, index, None)
     }
 
     /// Reads a FAISS flat file (`IxFI`, `IxF2`, or `IxMp` wrapping one of them). Ids come from
     /// the sidecar, the `IndexIDMap` ids (as decimal strings) or row numbers, per
-    /// `options.ids`. With `options.mmap` the vectors stay in the mapped file.
+    /// `options.ids`. With `options.mmap` the vectors stay in the mapped file. When the file has
+    /// a checksum sidecar ([`meta_path`], whatever `options.ids` says), the metric comes from it
+    /// and the file (and the ids sidecar, when read) must match the recorded length and
+    /// CRC-32, else [`Error::Damaged`]; a memory-mapped file is read through once for that (as
+    /// it is to check that every value is finite).
     pub fn read_faiss(path: &Path, options: ReadOptions) -> Result<Self> {
-        let parsed = parse(path)?;
-        let storage = if options.mmap {
+        let meta = faiss_meta::read(path)?;
+        let parsed = match parse(path) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                // A file its sidecar says is damaged is reported as damaged.
+                if let Some(meta) = &meta {
+                    meta.index.verify(path, FileCheck::of_file(path)?)?;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(meta) = &meta
+            && meta.index.bytes != parsed.file_len
+        {
+            meta.index.verify(path, FileCheck::of_file(path)?)?;
+        }
+        let (storage, found) = if options.mmap {
             let file = File::open(path).map_err(io_err(path))?;
             // SAFETY: the map is read-only; like every mmap user we rely on the file not being
             // truncated while mapped (the length is checked again right below).
@@ -155,29 +224,20 @@ impl FlatIndex {
             if (map.len() as u64) != parsed.file_len {
                 return Err(format_err(path, "file changed while being loaded"));
             }
-            Storage::Mapped {
+            let found = meta.as_ref().map(|_| FileCheck::of(&map));
+            let storage = Storage::Mapped {
                 map,
                 offset: parsed.data_offset as usize,
                 rows: parsed.ntotal,
-            }
+            };
+            (storage, found)
         } else {
-            let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err(path))?);
-            r.seek(SeekFrom::Start(parsed.data_offset))
-                .map_err(io_err(path))?;
-            let total = parsed.ntotal * parsed.dim;
-            let mut v = Vec::with_capacity(total);
-            let mut bytes = vec![0u8; 1 << 20];
-            while v.len() < total {
-                let want = ((total - v.len()) * 4).min(bytes.len());
-                r.read_exact(&mut bytes[..want]).map_err(io_err(path))?;
-                v.extend(
-                    bytes[..want]
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                );
-            }
-            Storage::Owned(v)
+            let (v, found) = read_vectors(path, &parsed, meta.is_some())?;
+            (Storage::Owned(v), found)
         };
+        if let (Some(meta), Some(found)) = (&meta, found) {
+            meta.index.verify(path, found)?;
+        }
         // FAISS accepts any float; this crate's searches assume finite values.
         let mut buf = Vec::new();
         for start in (0..parsed.ntotal).step_by(4096) {
@@ -192,9 +252,16 @@ impl FlatIndex {
             }
         }
         let side = sidecar_path(path);
+        let from_sidecar = |expected: usize| -> Result<IdMap> {
+            let bytes = std::fs::read(&side).map_err(io_err(&side))?;
+            if let Some(check) = meta.as_ref().and_then(|m| m.ids) {
+                check.verify(&side, FileCheck::of(&bytes))?;
+            }
+            parse_sidecar(&side, &bytes, expected)
+        };
         let ids = match options.ids {
-            IdSource::Sidecar => read_sidecar(&side, parsed.ntotal)?,
-            IdSource::Auto if side.exists() => read_sidecar(&side, parsed.ntotal)?,
+            IdSource::Sidecar => from_sidecar(parsed.ntotal)?,
+            IdSource::Auto if side.exists() => from_sidecar(parsed.ntotal)?,
             _ => match parsed.ids {
                 Some(ids) => {
                     let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
@@ -204,14 +271,63 @@ impl FlatIndex {
                 None => IdMap::row_numbers(parsed.ntotal),
             },
         };
+        let metric = match &meta {
+            Some(meta) => meta.metric(path, parsed.metric)?,
+            None => parsed.metric,
+        };
         Ok(FlatIndex {
             dim: parsed.dim,
-            metric: parsed.metric,
+            metric,
             storage,
             ids,
             model_id: String::new(),
         })
     }
+}
+
+/// Reads the vectors of a parsed file into memory; with `check`, also the length and CRC-32
+/// of the whole file, computed as it is read (the few bytes around the vectors read again).
+fn read_vectors(
+    path: &Path,
+    parsed: &Parsed,
+    check: bool,
+) -> Result<(Vec<f32>, Option<FileCheck>)> {
+    let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err(path))?);
+    let mut crc = crc32fast::Hasher::new();
+    if check {
+        let mut head = vec![0u8; parsed.data_offset as usize];
+        r.read_exact(&mut head).map_err(io_err(path))?;
+        crc.update(&head);
+    } else {
+        r.seek(SeekFrom::Start(parsed.data_offset))
+            .map_err(io_err(path))?;
+    }
+    let total = parsed.ntotal * parsed.dim;
+    let mut v = Vec::with_capacity(total);
+    let mut bytes = vec![0u8; 1 << 20];
+    while v.len() < total {
+        let want = ((total - v.len()) * 4).min(bytes.len());
+        r.read_exact(&mut bytes[..want]).map_err(io_err(path))?;
+        if check {
+            crc.update(&bytes[..want]);
+        }
+        v.extend(
+            bytes[..want]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+    }
+    if !check {
+        return Ok((v, None));
+    }
+    let mut tail = Vec::new();
+    r.read_to_end(&mut tail).map_err(io_err(path))?;
+    crc.update(&tail);
+    let found = FileCheck {
+        bytes: parsed.data_offset + 4 * total as u64 + tail.len() as u64,
+        crc32: crc.finalize(),
+    };
+    Ok((v, Some(found)))
 }
 
 struct Parsed {

@@ -144,7 +144,8 @@ impl FlatIndex {
     /// indexes are split across the rayon pool.
     pub fn search_one(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
         check_query(query, self.dim, k)?;
-        Ok(self.scan(query, k))
+        let query = self.metric.prepared(query, self.dim);
+        Ok(self.scan(&query, k))
     }
 
     fn scan(&self, query: &[f32], k: usize) -> Vec<Hit> {
@@ -155,7 +156,7 @@ impl FlatIndex {
             let block = self.storage.block(self.dim, start, end, &mut buf);
             let mut top = TopK::new(k);
             for (i, v) in block.chunks_exact(self.dim).enumerate() {
-                top.push(start + i, self.metric.score(query, v));
+                top.push(start + i, self.stored_score(query, v));
             }
             top
         };
@@ -173,6 +174,16 @@ impl FlatIndex {
             all.merge(p);
         }
         all.into_sorted()
+    }
+
+    /// The score of a prepared query and a stored vector (both already normalised for
+    /// cosine).
+    #[inline(always)]
+    fn stored_score(&self, query: &[f32], v: &[f32]) -> f32 {
+        match self.metric {
+            Metric::L2 => -kernels::l2_squared(query, v),
+            Metric::InnerProduct | Metric::Cosine => kernels::dot(query, v),
+        }
     }
 
     /// Inner products of a query block with a reference block: `out[q * nr + r]`.
@@ -335,7 +346,7 @@ impl VectorIndex for FlatIndex {
             self.storage = Storage::Owned(self.vectors());
         }
         if let Storage::Owned(v) = &mut self.storage {
-            v.extend_from_slice(vectors);
+            v.extend_from_slice(&self.metric.prepared(vectors, self.dim));
         }
         self.ids.extend(ids)
     }
@@ -345,7 +356,8 @@ impl VectorIndex for FlatIndex {
             return Ok(vec![self.search_one(queries, k)?]);
         }
         let nq = check_queries(queries, self.dim, k)?;
-        Ok(self.search_batch(queries, nq, k))
+        let queries = self.metric.prepared(queries, self.dim);
+        Ok(self.search_batch(&queries, nq, k))
     }
 }
 

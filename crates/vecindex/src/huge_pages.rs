@@ -57,9 +57,15 @@ fn advise_range(start: *const u8, bytes: usize) {
     let end = (addr + bytes) / page * page;
     if end > first {
         // SAFETY: the range lies inside one live allocation of ours; MADV_HUGEPAGE changes how
-        // the kernel backs it, never its contents. A failure (THP not built in) is ignored.
-        unsafe {
-            libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+        // the kernel backs it, never its contents. A failure (THP not built in) only costs speed.
+        let rc =
+            unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) };
+        if rc != 0 {
+            log::debug!(
+                "madvise(MADV_HUGEPAGE) on {} bytes: {}",
+                end - first,
+                std::io::Error::last_os_error()
+            );
         }
     }
 }
@@ -94,7 +100,7 @@ mod tests {
         let mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
             .unwrap_or_default();
         if !mode.contains("[madvise]") && !mode.contains("[always]") {
-            eprintln!(
+            log::warn!(
                 "transparent huge pages off here ({}): nothing to check",
                 mode.trim()
             );

@@ -341,6 +341,21 @@ pub fn l2_kernel() -> Kernel {
     kernels().l2
 }
 
+/// Scales `v` to unit length (zero vectors stay zero). The norm is summed in f64, so that
+/// the result does not depend on which kernels run.
+pub(crate) fn normalise(v: &mut [f32]) {
+    let norm = v
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    if norm > 0.0 {
+        for x in v {
+            *x = (f64::from(*x) / norm) as f32;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -1,38 +1,39 @@
-//! Vector indexes for embedding search: an exact [`FlatIndex`] that reads and writes FAISS's flat
-//! index files, and an approximate [`HnswIndex`] built on `hnsw_rs`.
-//!
-//! Both implement [`VectorIndex`]: add vectors with string ids, search a batch of queries for the
-//! `k` best matches. Scores are similarities (greater is closer): the inner product for
-//! [`Metric::InnerProduct`], minus the squared distance for [`Metric::L2`]. Results are sorted by
-//! score with [`f32::total_cmp`], ties broken by insertion order, and hold `min(k, len)` hits.
-//!
-//! ```
-//! use vecindex::{FlatIndex, Metric, VectorIndex};
-//! let mut index = FlatIndex::new(2, Metric::InnerProduct)?;
-//! index.add(&["R000000", "R000001"], &[1.0, 0.0, 0.0, 1.0])?;
-//! let hits = index.search(&[0.9, 0.1], 1)?;
-//! assert_eq!(index.id(hits[0][0].row), Some("R000000"));
-//! # Ok::<(), vecindex::Error>(())
-//! ```
+#![doc = include_str!("../README.md")]
 
+mod any;
+mod choose;
 mod error;
+mod faiss_bin;
 pub mod faiss_io;
+mod faiss_meta;
 mod flat;
 mod hnsw;
-mod hnsw_graph;
 mod huge_pages;
 mod ids;
+pub mod ivf;
 pub mod kernels;
+pub mod npy;
 mod persist;
+pub mod rerank;
+pub mod sq;
 mod topk;
+#[cfg(feature = "torch")]
+pub mod torch_search;
 
+pub use any::AnyIndex;
+pub use choose::{
+    FLAT_UP_TO, ID_BYTES, IndexType, Plan, choose_kind, estimate_bytes, ivfpq_options_for,
+};
 pub use error::{Error, Result};
 pub use flat::FlatIndex;
-#[doc(hidden)]
+#[cfg(feature = "hnsw-rs-compare")]
 pub use hnsw::HnswRsSearcher;
-pub use hnsw::{HnswIndex, HnswParams, MAX_EF, MAX_M};
+pub use hnsw::{HnswIndex, HnswParams, HnswSqIndex, MAX_EF, MAX_M};
 pub use ids::IdMap;
 pub use persist::{IndexKind, peek_kind};
+/// libtorch's bindings, whose `Device` and `Kind` [`torch_search::TorchSearchOptions`] takes.
+#[cfg(feature = "torch")]
+pub use tch;
 
 /// Largest accepted dimension (FAISS's own limit, 2^20).
 pub const MAX_DIM: usize = 1 << 20;
@@ -45,31 +46,56 @@ pub enum Metric {
     /// Squared Euclidean distance; the score is minus the squared distance (FAISS `METRIC_L2`,
     /// `IndexFlatL2`, which reports squared distances).
     L2,
+    /// Cosine similarity: vectors are normalised to unit length when added and queries when
+    /// searched (zero vectors stay zero), then compared by inner product; the score is the
+    /// cosine. In FAISS files, an `IndexFlatIP` of the normalised vectors.
+    Cosine,
 }
 
 impl Metric {
-    /// FAISS's `metric_type` code (0 inner product, 1 L2).
+    /// FAISS's `metric_type` code (0 inner product, also for cosine; 1 L2).
     pub fn faiss_code(self) -> i32 {
         match self {
-            Metric::InnerProduct => 0,
+            Metric::InnerProduct | Metric::Cosine => 0,
             Metric::L2 => 1,
         }
     }
 
-    /// The value FAISS would report for a hit with this score: the inner product itself, or the
-    /// squared L2 distance (`-score`).
+    /// The value FAISS would report for a hit with this score: the inner product itself (the
+    /// cosine), or the squared L2 distance (`-score`).
     pub fn faiss_distance(self, score: f32) -> f32 {
         match self {
-            Metric::InnerProduct => score,
+            Metric::InnerProduct | Metric::Cosine => score,
             Metric::L2 => -score,
         }
     }
 
-    /// The score of two vectors computed directly (no index): inner product or minus squared L2.
+    /// The score of two vectors computed directly (no index): inner product, minus squared L2,
+    /// or the cosine (the inner product of both normalised as an index normalises them; 0 when
+    /// either is zero).
     pub fn score(self, a: &[f32], b: &[f32]) -> f32 {
         match self {
             Metric::InnerProduct => kernels::dot(a, b),
             Metric::L2 => -kernels::l2_squared(a, b),
+            Metric::Cosine => {
+                let (mut a, mut b) = (a.to_vec(), b.to_vec());
+                kernels::normalise(&mut a);
+                kernels::normalise(&mut b);
+                kernels::dot(&a, &b)
+            }
+        }
+    }
+
+    /// `rows` (row-major, `dim` floats each) as an index stores and compares them: normalised
+    /// for cosine, else as they are.
+    pub(crate) fn prepared(self, rows: &[f32], dim: usize) -> std::borrow::Cow<'_, [f32]> {
+        match self {
+            Metric::Cosine => {
+                let mut v = rows.to_vec();
+                v.chunks_exact_mut(dim).for_each(kernels::normalise);
+                std::borrow::Cow::Owned(v)
+            }
+            Metric::InnerProduct | Metric::L2 => std::borrow::Cow::Borrowed(rows),
         }
     }
 }
@@ -79,6 +105,7 @@ impl std::fmt::Display for Metric {
         f.write_str(match self {
             Metric::InnerProduct => "ip",
             Metric::L2 => "l2",
+            Metric::Cosine => "cosine",
         })
     }
 }
@@ -87,10 +114,11 @@ impl std::str::FromStr for Metric {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         match s.to_ascii_lowercase().as_str() {
-            "ip" | "inner_product" | "cosine" => Ok(Metric::InnerProduct),
+            "ip" | "inner_product" => Ok(Metric::InnerProduct),
             "l2" => Ok(Metric::L2),
+            "cosine" => Ok(Metric::Cosine),
             other => Err(Error::Unsupported(format!(
-                "metric {other:?} (use ip or l2)"
+                "metric {other:?} (use ip, l2 or cosine)"
             ))),
         }
     }
@@ -102,7 +130,7 @@ impl std::str::FromStr for Metric {
 pub struct Hit {
     /// Row of the matched vector, in insertion order.
     pub row: usize,
-    /// Similarity: inner product, or minus the squared L2 distance.
+    /// Similarity: inner product, cosine, or minus the squared L2 distance.
     pub score: f32,
 }
 

@@ -3,10 +3,13 @@
 //! ```text
 //! offset size field
 //!      0    8 magic "VECINDEX"
-//!      8    4 format version (u32) = 1
+//!      8    4 format version (u32) = 2 (1 is read too)
 //!     12    1 kind: 1 flat, 2 HNSW
-//!     13    1 metric: 0 inner product, 1 L2
-//!     14    2 reserved, 0
+//!     13    1 metric: 0 inner product, 1 L2, 2 cosine (format 2)
+//!     14    1 HNSW graph distance (format 2; 0 in format 1 and for flat files):
+//!             0 the metric's own (minus the inner product, or the squared L2 distance),
+//!             1 max(0, 1 - inner product), scored 1 - distance
+//!     15    1 reserved, 0
 //!     16    4 dim (u32)
 //!     20    8 count (u64)
 //!     28    4 HNSW M (u32)             \
@@ -16,12 +19,19 @@
 //!     48    4 model id length (u32, <= 4096), then the UTF-8 model id
 //!           8 ids section length (u64), then count x (u32 length + UTF-8 id)
 //!           8 payload length (u64), then
-//!             flat: count x dim f32
+//!             flat: count x dim f32 (normalised for cosine)
 //!             HNSW: u64 length + hnsw_rs graph dump, u64 length + hnsw_rs data dump
+//!                   (`hnsw::dump`; vectors normalised for cosine)
 //!   end-4   4 CRC-32 of every byte before it
 //! ```
 //! All integers and floats little-endian. The checksum is verified before anything else is
-//! parsed, so a damaged file never reaches `hnsw_rs`.
+//! parsed, so a damaged file never reaches a parser.
+//!
+//! Format 1 (written before cosine existed) differs only in what it can hold: no cosine, byte
+//! 14 zero, and an HNSW inner-product graph whose distance is `max(0, 1 - dot)` (it is read
+//! as byte 14 = 1). Its embedded dumps were written in the host's byte order, which was
+//! little-endian on every host that wrote them, and name their distance by its Rust type
+//! (`hnsw::dump::LEGACY_DISTANCE_NAME`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -29,12 +39,16 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, format_err, io_err};
 use crate::flat::{FlatIndex, Storage};
+use crate::hnsw::distance::Distance;
 use crate::hnsw::{HnswIndex, HnswParams};
 use crate::ids::IdMap;
 use crate::{MAX_DIM, Metric, VectorIndex};
 
 const MAGIC: &[u8; 8] = b"VECINDEX";
-const VERSION: u32 = 1;
+/// The format version written.
+const VERSION: u32 = 2;
+/// The versions read.
+const READ_VERSIONS: [u32; 2] = [1, 2];
 const KIND_FLAT: u8 = 1;
 const KIND_HNSW: u8 = 2;
 const MAX_MODEL_ID: usize = 4096;
@@ -49,6 +63,12 @@ pub enum IndexKind {
     Hnsw,
     /// A FAISS flat or `IndexIDMap` file ([`FlatIndex::read_faiss`]).
     Faiss,
+    /// A FAISS `IndexScalarQuantizer` file, `IxSQ` ([`crate::sq::FlatSqIndex::read_faiss`]).
+    FaissSq,
+    /// A FAISS `IndexHNSWSQ` file, `IHNs` ([`crate::HnswSqIndex::read_faiss`]).
+    FaissHnswSq,
+    /// A FAISS `IndexIVFPQ` file, `IwPQ` ([`crate::ivf::IvfPqIndex::read_faiss`]).
+    FaissIvfPq,
 }
 
 /// Looks at the first bytes of `path` to tell which loader it needs.
@@ -57,8 +77,14 @@ pub fn peek_kind(path: &Path) -> Result<IndexKind> {
     let mut head = [0u8; 13];
     let mut f = File::open(path).map_err(io_err(path))?;
     let n = f.read(&mut head).map_err(io_err(path))?;
-    if n >= 4 && matches!(&head[..4], b"IxFI" | b"IxF2" | b"IxMp") {
-        return Ok(IndexKind::Faiss);
+    if n >= 4 {
+        match &head[..4] {
+            b"IxFI" | b"IxF2" | b"IxMp" => return Ok(IndexKind::Faiss),
+            b"IxSQ" => return Ok(IndexKind::FaissSq),
+            b"IHNs" => return Ok(IndexKind::FaissHnswSq),
+            b"IwPQ" => return Ok(IndexKind::FaissIvfPq),
+            _ => {}
+        }
     }
     if n >= 13 && &head[..8] == MAGIC {
         return match head[12] {
@@ -69,8 +95,33 @@ pub fn peek_kind(path: &Path) -> Result<IndexKind> {
     }
     Err(format_err(
         path,
-        "neither a vecindex file nor a FAISS flat index",
+        "neither a vecindex file nor a FAISS index this crate reads (IxFI, IxF2, IxMp, IxSQ, IHNs, IwPQ)",
     ))
+}
+
+/// Header byte 13.
+fn metric_code(metric: Metric) -> u8 {
+    match metric {
+        Metric::InnerProduct => 0,
+        Metric::L2 => 1,
+        Metric::Cosine => 2,
+    }
+}
+
+/// Header byte 14: how an HNSW graph's distance differs from its metric's own.
+fn distance_code(distance: Distance) -> u8 {
+    match distance {
+        Distance::ClampedDot => 1,
+        Distance::SquaredL2 | Distance::NegDot => 0,
+    }
+}
+
+fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        KIND_FLAT => "flat",
+        KIND_HNSW => "HNSW",
+        _ => "unknown",
+    }
 }
 
 pub(crate) fn check_model(stored: &str, expected: &str) -> Result<()> {
@@ -90,6 +141,7 @@ pub(crate) struct AtomicFile {
     tmp: PathBuf,
     out: Option<BufWriter<File>>,
     crc: crc32fast::Hasher,
+    len: u64,
 }
 
 impl AtomicFile {
@@ -109,19 +161,27 @@ impl AtomicFile {
             tmp,
             out: Some(BufWriter::with_capacity(1 << 20, file)),
             crc: crc32fast::Hasher::new(),
+            len: 0,
         })
     }
 
     pub(crate) fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         self.crc.update(bytes);
+        self.len += bytes.len() as u64;
         match &mut self.out {
             Some(out) => out.write_all(bytes).map_err(io_err(&self.tmp)),
             None => Err(format_err(&self.tmp, "already committed")),
         }
     }
 
-    fn crc(&self) -> u32 {
+    /// CRC-32 of the bytes written so far.
+    pub(crate) fn crc(&self) -> u32 {
         self.crc.clone().finalize()
+    }
+
+    /// Number of bytes written so far.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
     }
 
     pub(crate) fn commit(mut self) -> Result<()> {
@@ -205,6 +265,8 @@ impl Drop for AtomicFile {
 struct Meta<'a> {
     kind: u8,
     metric: Metric,
+    /// Header byte 14 ([`distance_code`]).
+    distance: u8,
     dim: usize,
     count: usize,
     params: HnswParams,
@@ -229,8 +291,9 @@ fn write_file(
     h.extend_from_slice(MAGIC);
     h.extend_from_slice(&VERSION.to_le_bytes());
     h.push(meta.kind);
-    h.push(meta.metric.faiss_code() as u8);
-    h.extend_from_slice(&[0, 0]);
+    h.push(metric_code(meta.metric));
+    h.push(meta.distance);
+    h.push(0);
     h.extend_from_slice(&(meta.dim as u32).to_le_bytes());
     h.extend_from_slice(&(meta.count as u64).to_le_bytes());
     h.extend_from_slice(&(meta.params.m as u32).to_le_bytes());
@@ -264,6 +327,7 @@ pub(crate) fn save_flat(index: &FlatIndex, path: &Path) -> Result<()> {
     let meta = Meta {
         kind: KIND_FLAT,
         metric: index.metric(),
+        distance: 0,
         dim,
         count,
         params: HnswParams::zero(),
@@ -290,6 +354,7 @@ pub(crate) fn save_hnsw(index: &HnswIndex, path: &Path) -> Result<()> {
     let meta = Meta {
         kind: KIND_HNSW,
         metric: index.metric(),
+        distance: distance_code(index.graph_distance()),
         dim: index.dim(),
         count: index.len(),
         params: *index.params(),
@@ -312,6 +377,8 @@ pub(crate) fn save_hnsw(index: &HnswIndex, path: &Path) -> Result<()> {
 /// A parsed file; slices borrow the file's bytes.
 pub(crate) struct Loaded<'a> {
     pub(crate) metric: Metric,
+    /// The HNSW graph's distance (for flat files, the metric's own).
+    pub(crate) distance: Distance,
     pub(crate) dim: usize,
     pub(crate) count: usize,
     pub(crate) params: HnswParams,
@@ -378,37 +445,47 @@ pub(crate) fn parse<'a>(path: &Path, bytes: &'a [u8], want_kind: u8) -> Result<L
         path,
     };
     let version = c.u32("version")?;
-    if version != VERSION {
+    if !READ_VERSIONS.contains(&version) {
         return Err(format_err(
             path,
-            format!("format version {version}, this build reads {VERSION}"),
+            format!("format version {version}, this build reads {READ_VERSIONS:?}"),
         ));
     }
     let fixed = c.take(4, "kind")?;
-    let (kind, metric) = (fixed[0], fixed[1]);
+    let (kind, metric, distance) = (fixed[0], fixed[1], fixed[2]);
     if kind != want_kind {
-        let name = |k| match k {
-            KIND_FLAT => "flat",
-            KIND_HNSW => "HNSW",
-            _ => "unknown",
-        };
         return Err(format_err(
             path,
             format!(
                 "holds a {} index, not a {} index",
-                name(kind),
-                name(want_kind)
+                kind_name(kind),
+                kind_name(want_kind)
             ),
         ));
     }
-    let metric = match metric {
-        0 => Metric::InnerProduct,
-        1 => Metric::L2,
-        m => return Err(format_err(path, format!("unknown metric {m}"))),
+    let metric = match (metric, version) {
+        (0, _) => Metric::InnerProduct,
+        (1, _) => Metric::L2,
+        (2, 2..) => Metric::Cosine,
+        (m, _) => return Err(format_err(path, format!("unknown metric {m}"))),
     };
-    if fixed[2..] != [0, 0] {
+    if fixed[3] != 0 || (version == 1 && distance != 0) {
         return Err(format_err(path, "reserved bytes are not zero"));
     }
+    let distance = match (kind, distance, metric, version) {
+        (KIND_HNSW, 0, Metric::InnerProduct, 1) => Distance::ClampedDot,
+        (_, 0, _, _) => Distance::of_metric(metric),
+        (KIND_HNSW, 1, Metric::InnerProduct, 2..) => Distance::ClampedDot,
+        (_, d, _, _) => {
+            return Err(format_err(
+                path,
+                format!(
+                    "graph distance {d} for a {metric} {} index",
+                    kind_name(kind)
+                ),
+            ));
+        }
+    };
     let dim = c.u32("dim")? as usize;
     if dim == 0 || dim > MAX_DIM {
         return Err(format_err(
@@ -470,6 +547,7 @@ pub(crate) fn parse<'a>(path: &Path, bytes: &'a [u8], want_kind: u8) -> Result<L
     }
     Ok(Loaded {
         metric,
+        distance,
         dim,
         count: count as usize,
         params,
@@ -520,5 +598,5 @@ pub(crate) fn load_hnsw(path: &Path) -> Result<HnswIndex> {
     if !c.b.is_empty() {
         return Err(format_err(path, "trailing bytes in the HNSW payload"));
     }
-    HnswIndex::from_dump(path, &l, graph, data)
+    HnswIndex::from_dump(path, &l, l.distance, graph, data)
 }

@@ -196,10 +196,13 @@ fn lying_headers_with_valid_checksums_are_errors() {
         std::fs::write(&bad, b).unwrap();
     };
     let fields: Vec<(&str, usize, Vec<u8>)> = vec![
-        ("version", 8, 2u32.to_le_bytes().to_vec()),
+        ("version", 8, 3u32.to_le_bytes().to_vec()),
+        ("version 0", 8, 0u32.to_le_bytes().to_vec()),
         ("kind", 12, vec![3]),
         ("metric", 13, vec![7]),
-        ("reserved", 14, vec![1]),
+        ("graph distance", 14, vec![1]),
+        ("graph distance 2", 14, vec![2]),
+        ("reserved", 15, vec![1]),
         ("dim 0", 16, 0u32.to_le_bytes().to_vec()),
         ("dim huge", 16, (1u32 << 21).to_le_bytes().to_vec()),
         ("dim other", 16, 5u32.to_le_bytes().to_vec()),
@@ -223,4 +226,93 @@ fn lying_headers_with_valid_checksums_are_errors() {
         patched(&hnsw, *at, val);
         assert!(HnswIndex::load(&bad).is_err(), "hnsw: {name}");
     }
+}
+
+/// Where the embedded dump's graph part starts in a file of ours: after the 52-byte fixed
+/// header, the model id, the ids section and the payload and graph lengths.
+fn graph_part(bytes: &[u8]) -> (usize, usize) {
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let ids_at = 52 + u32_at(48);
+    let payload_at = ids_at + 8 + u64_at(ids_at);
+    let graph_at = payload_at + 8 + 8;
+    (graph_at, u64_at(payload_at + 8))
+}
+
+/// The embedded dump names its distance with a fixed string, whatever the Rust type that
+/// computes it is called (a renamed or moved type, or another compiler's `type_name`, must not
+/// change the file): `vecindex::HnswDistance`, then the vector type `f32`, each after its
+/// length as a little-endian u64. Every number of the dump is little-endian: the description's
+/// magic, the dimension and point count, the data part's header.
+#[test]
+fn hnsw_files_name_their_distance_with_a_fixed_string_and_are_little_endian() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.vix");
+    let (n, d) = (30, 5);
+    for metric in [Metric::InnerProduct, Metric::L2, Metric::Cosine] {
+        HnswIndex::build(
+            d,
+            metric,
+            HnswParams::default(),
+            &ids(n),
+            &clustered(n, d, 2, 0.3, 4),
+        )
+        .unwrap()
+        .save(&path)
+        .unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            u32::from_le_bytes(bytes[8..12].try_into().unwrap()),
+            2,
+            "format version"
+        );
+        let (at, len) = graph_part(&bytes);
+        let graph = &bytes[at..at + len];
+        // magic, dump mode 1 (full), M 32, level scale f64, 16 layers, ef_construction,
+        // points, dimension, the two names.
+        assert_eq!(graph[..4], 0x002a_6779u32.to_le_bytes());
+        assert_eq!(graph[4..6], [1, 32]);
+        assert_eq!(graph[6..14], (1.0 / 32f64.ln()).to_le_bytes());
+        assert_eq!(graph[14], 16);
+        assert_eq!(graph[15..23], 200u64.to_le_bytes());
+        assert_eq!(graph[23..31], (n as u64).to_le_bytes());
+        assert_eq!(graph[31..39], (d as u64).to_le_bytes());
+        let name = b"vecindex::HnswDistance";
+        assert_eq!(graph[39..47], (name.len() as u64).to_le_bytes());
+        assert_eq!(&graph[47..47 + name.len()], name, "{metric}");
+        let rest = &graph[47 + name.len()..];
+        assert_eq!(rest[..8], 3u64.to_le_bytes());
+        assert_eq!(&rest[8..11], b"f32");
+        // The data part: magic 0xa67f0000, then the dimension.
+        let data_at = at + len + 8;
+        assert_eq!(bytes[data_at..data_at + 4], 0xa67f_0000u32.to_le_bytes());
+        assert_eq!(bytes[data_at + 4..data_at + 12], (d as u64).to_le_bytes());
+    }
+}
+
+/// The file formats are little-endian whatever the host: no code of the crate reads or writes
+/// numbers in the host's byte order.
+#[test]
+fn no_native_byte_order_in_the_crate() {
+    fn visit(dir: &Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                visit(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    if line.contains("_ne_bytes") {
+                        found.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    visit(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut found,
+    );
+    assert!(found.is_empty(), "native byte order:\n{}", found.join("\n"));
 }

@@ -1,4 +1,4 @@
-//! Reliability of saving (issue 7, items 19–21): a save killed with SIGKILL at random moments
+//! Reliability of saving: a save killed with SIGKILL at random moments
 //! leaves the old or the new file, complete; a save that fails (file-size limit, so the write
 //! fails like on a full disk) returns an error and leaves the previous file byte-for-byte
 //! intact; threads search an index while another saves it.

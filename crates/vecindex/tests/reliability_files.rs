@@ -1,4 +1,4 @@
-//! Reliability of index files (issue 7, items 12–17): every truncation and every single-bit
+//! Reliability of index files: every truncation and every single-bit
 //! flip of small files in our format is an error; lying length fields are refused without a
 //! large allocation (measured by a counting allocator); damaged FAISS files never panic and,
 //! when they load, can be searched; query edge cases on both index kinds.
@@ -441,8 +441,9 @@ fn small_files_load_and_can_seed_the_fuzzers() {
 }
 
 /// A checksum-valid HNSW file whose embedded `hnsw_rs` data dump lies (a vector length of
-/// 2^40, or one float short) is refused before `hnsw_rs` reads it: `hnsw_rs` would allocate
-/// the length, read `dim` floats past a short buffer, or exit the process.
+/// 2^40, or one float short) is refused before the dump is read, without allocating the
+/// length (`hnsw_rs`, reading such a dump, would allocate it, read `dim` floats past a short
+/// buffer, or exit the process).
 #[test]
 fn lying_hnsw_data_dumps_are_refused_before_hnsw_rs() {
     let dir = tempfile::tempdir().unwrap();

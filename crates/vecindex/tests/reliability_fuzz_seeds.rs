@@ -43,7 +43,7 @@ fn vecindex_file_seeds_and_their_variants() {
     replay_vecindex_file(|name| !name.starts_with("hnsw_3"));
 }
 
-/// HNSW variants with a repaired checksum reach the `hnsw_rs` graph dump parser.
+/// HNSW variants with a repaired checksum reach the parser of the embedded `hnsw_rs` dump.
 #[test]
 fn hnsw_variants_with_repaired_checksums() {
     replay_vecindex_file(|name| name.starts_with("hnsw_3"));

@@ -18,7 +18,6 @@
 
 mod draw;
 pub(crate) mod font;
-mod photo;
 mod transform;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +27,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-pub use photo::photo_like;
+pub use image_sim::synthetic::photo_like;
 pub use transform::Transform;
 
 use crate::metrics::{GroundTruth, MetricsError, write_ground_truth};
@@ -38,7 +37,7 @@ use crate::metrics::{GroundTruth, MetricsError, write_ground_truth};
 #[non_exhaustive]
 pub enum GenerateError {
     /// Writing failed.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}", .path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -47,7 +46,7 @@ pub enum GenerateError {
         source: std::io::Error,
     },
     /// Encoding an image failed.
-    #[error("encoding {}: {source}", .path.display())]
+    #[error("encoding {}", .path.display())]
     Encode {
         /// The file.
         path: PathBuf,
@@ -70,7 +69,7 @@ pub enum GenerateError {
 pub type Result<T, E = GenerateError> = std::result::Result<T, E>;
 
 /// How queries are made from references.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QueryKind {
     /// 1–3 random edits per copy (the default).
@@ -81,7 +80,7 @@ pub enum QueryKind {
 }
 
 /// Which folder layout to write.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputLayout {
     /// `references/`, `dev_queries/`, `public_ground_truth.csv`.
@@ -89,6 +88,30 @@ pub enum OutputLayout {
     Official,
     /// `val_ref/`, `val_query/`, `val_groundtruth_matches.csv`.
     Sscd,
+}
+
+/// `edited` or `exact`.
+impl std::str::FromStr for QueryKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "edited" => Ok(Self::Edited),
+            "exact" => Ok(Self::Exact),
+            other => Err(format!("`{other}`: expected edited or exact")),
+        }
+    }
+}
+
+/// `official` or `sscd`.
+impl std::str::FromStr for OutputLayout {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "official" => Ok(Self::Official),
+            "sscd" => Ok(Self::Sscd),
+            other => Err(format!("`{other}`: expected official or sscd")),
+        }
+    }
 }
 
 impl OutputLayout {

@@ -194,9 +194,9 @@ pub fn parse_predictions(text: &str, path: &Path) -> Result<Vec<Prediction>> {
     Ok(out)
 }
 
-/// Writes `text` to `path` atomically ([`crate::atomic::write_atomic`]), errors naming `path`.
+/// Writes `text` to `path` atomically ([`embed_pipeline::atomic::write_atomic`]), errors naming `path`.
 pub(crate) fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
-    crate::atomic::write_atomic(path, |w| w.write_all(text)).map_err(|e| io_error(path, e))
+    embed_pipeline::atomic::write_atomic(path, |w| w.write_all(text)).map_err(|e| io_error(path, e))
 }
 
 /// Writes predictions as `query_id,reference_id,score` with a header. Scores are written in the

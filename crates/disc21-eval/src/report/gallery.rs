@@ -124,7 +124,8 @@ pub fn write_gallery(
     label(&mut canvas, "QUERY", x, 8, t, INK);
     x += t + PAD + GAP;
     for m in &result.models {
-        let head = format!("{} TOP {}", m.name, options.top);
+        // The font has letters and digits only.
+        let head = format!("{} TOP {}", m.label().replace(['(', ')'], ""), options.top);
         label(&mut canvas, &head, x, 8, block_w, INK);
         x += block_w + GAP;
     }

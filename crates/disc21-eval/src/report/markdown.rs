@@ -53,7 +53,7 @@ fn row(
 pub(super) fn report_md(set: &EvalSet, result: &BenchmarkResult, info: &ReportInfo) -> String {
     let ms = &result.models;
     let mut s = String::new();
-    let names: Vec<&str> = ms.iter().map(|m| m.name.as_str()).collect();
+    let names: Vec<String> = ms.iter().map(|m| m.label()).collect();
     let _ = writeln!(s, "# DISC21 copy detection: {}\n", names.join(" vs "));
     let study = matches!(set.protocol, Protocol::Study { .. });
     let _ = writeln!(
@@ -71,7 +71,7 @@ pub(super) fn report_md(set: &EvalSet, result: &BenchmarkResult, info: &ReportIn
     let _ = writeln!(s, "## Results\n");
     let _ = write!(s, "| |");
     for m in ms {
-        let _ = write!(s, " {} |", m.name);
+        let _ = write!(s, " {} |", m.label());
     }
     let _ = write!(s, "\n|---|");
     for _ in ms {
@@ -153,7 +153,11 @@ pub(super) fn report_md(set: &EvalSet, result: &BenchmarkResult, info: &ReportIn
         let _ = writeln!(
             s,
             "| {} | `{}` | `{}` | `{}` | {} |",
-            m.name, m.model_id, m.weights, m.weights_hash, m.dim
+            m.label(),
+            m.model_id,
+            m.weights,
+            m.weights_hash,
+            m.dim
         );
     }
     let _ = writeln!(s, "\n## Stages\n");
@@ -169,7 +173,7 @@ pub(super) fn report_md(set: &EvalSet, result: &BenchmarkResult, info: &ReportIn
             let _ = writeln!(
                 s,
                 "| {} | {stage} | {} | {} | {:.2} | {} | {} |",
-                m.name,
+                m.label(),
                 t.images,
                 t.computed,
                 t.seconds,
@@ -179,8 +183,8 @@ pub(super) fn report_md(set: &EvalSet, result: &BenchmarkResult, info: &ReportIn
         }
         let _ = writeln!(
             s,
-            "| {} | index ({:?}, {}) + search k={} | {} queries | | {:.3} + {:.3} | {:.0} queries/s | |",
-            m.name,
+            "| {} | index ({}, {}) + search k={} | {} queries | | {:.3} + {:.3} | {:.0} queries/s | |",
+            m.label(),
             m.search.index,
             m.search.device,
             m.search.k,

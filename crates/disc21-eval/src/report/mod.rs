@@ -19,7 +19,7 @@ pub use gallery::{GalleryOptions, write_gallery};
 #[non_exhaustive]
 pub enum ReportError {
     /// A file could not be written.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,

@@ -61,7 +61,7 @@ pub(super) fn pr_curves(path: &Path, result: &BenchmarkResult) -> Result<()> {
     for (i, m) in result.models.iter().enumerate() {
         let c = colour(i);
         let pts = m.metrics.curve.thinned(2000);
-        let label = format!("{} (µAP {:.3})", m.name, m.metrics.micro_ap);
+        let label = format!("{} (µAP {:.3})", m.label(), m.metrics.micro_ap);
         tryd!(
             W,
             chart
@@ -198,7 +198,7 @@ pub(super) fn accuracy_bars(path: &Path, result: &BenchmarkResult) -> Result<()>
         .map(|m| {
             let x = &m.metrics;
             (
-                m.name.clone(),
+                m.label(),
                 vec![
                     Some(x.accuracy),
                     Some(x.top3_accuracy),
@@ -232,7 +232,7 @@ pub(super) fn throughput_bars(path: &Path, result: &BenchmarkResult) -> Result<(
         .iter()
         .map(|m| {
             (
-                m.name.clone(),
+                m.label(),
                 vec![
                     super::markdown::combined_rate(m, |t| t.images_per_second),
                     super::markdown::combined_rate(m, |t| t.model_images_per_second),

@@ -6,7 +6,7 @@
 //! column is then a sum of whole vectors times a broadcast weight, as in the vertical pass, and
 //! 8 output columns are transposed back to rows in registers, channel by channel. Sums of
 //! integers are exact, so the result is the scalar kernel's (and PIL's) bit for bit whatever
-//! the order; `resize::tests` checks it on random inputs.
+//! the order; `kernels::tests` checks it on random inputs.
 
 use std::arch::x86_64::{
     __m256i, _mm_loadl_epi64, _mm_loadu_si128, _mm_setr_epi8, _mm_shuffle_epi8, _mm256_add_epi32,
@@ -18,7 +18,7 @@ use std::arch::x86_64::{
 };
 use std::ops::Range;
 
-use super::resize::{Coeffs, PRECISION_BITS, ROUND, clip8};
+use super::coeffs::{Coeffs, PRECISION_BITS, ROUND, clip8};
 
 /// Bytes of one transposed input column of a strip: 8 rows × RGBX, stored channel by channel.
 const COL: usize = 32;
@@ -229,10 +229,12 @@ fn store32(dst: &mut [u8], v: __m256i) {
 }
 
 /// Vertical pass: row `i` of `out` (rows of `stride` bytes, any layout) is the weighted sum of
-/// rows of `temp` (whose first row is input row `first_row`), 32 bytes at a time.
+/// rows of `src` (`pitch` bytes apart, the first one input row `first_row`; each row's first
+/// `stride` bytes are read), 32 bytes at a time.
 #[target_feature(enable = "avx2")]
 pub(super) fn vertical(
-    temp: &[u8],
+    src: &[u8],
+    pitch: usize,
     first_row: usize,
     out: &mut [u8],
     stride: usize,
@@ -243,16 +245,20 @@ pub(super) fn vertical(
     let full = stride / 32 * 32;
     for (i, dst) in out.chunks_exact_mut(stride).enumerate() {
         let (start, taps) = coeffs.taps(i);
-        let base = (start - first_row) * stride;
-        let lines = &temp[base..base + taps.len() * stride];
+        let Some(last) = taps.len().checked_sub(1) else {
+            dst.fill(clip8(ROUND));
+            continue;
+        };
+        let base = (start - first_row) * pitch;
+        let lines = &src[base..base + last * pitch + stride];
         for x in (0..full).step_by(32) {
-            let v = _mm256_permutevar8x32_epi32(weighted_sum(&lines[x..], stride, taps), order);
+            let v = _mm256_permutevar8x32_epi32(weighted_sum(&lines[x..], pitch, taps), order);
             store32(&mut dst[x..x + 32], v);
         }
         for (x, d) in dst.iter_mut().enumerate().skip(full) {
             let mut acc = ROUND;
             for (j, &w) in taps.iter().enumerate() {
-                acc += i32::from(lines[j * stride + x]) * w;
+                acc += i32::from(lines[j * pitch + x]) * w;
             }
             *d = clip8(acc);
         }

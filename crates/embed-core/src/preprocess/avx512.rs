@@ -25,7 +25,7 @@ use std::arch::x86_64::{
 
 use std::ops::Range;
 
-use super::resize::Coeffs;
+use super::coeffs::Coeffs;
 
 /// A 256-entry `f32` table as 4 byte planes in 64-byte quarters: `planes[b][v / 64][v % 64]`
 /// is byte `b` (little-endian) of entry `v`.
@@ -210,7 +210,7 @@ pub(super) fn have_gather() -> bool {
 }
 
 /// The horizontal pass of `rows` of `src` (interleaved RGB, `in_w` pixels a row) into `temp`
-/// (one row-planar row per input row), as [`super::resize`]'s scalar kernel computes it.
+/// (one row-planar row per input row), as [`super::scalar`]'s kernel computes it.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
 pub(super) fn horizontal_gather(
     src: &[u8],
@@ -257,7 +257,7 @@ fn gather_rows<const Q: usize>(
                 // `c` picks the index vectors and the output plane alike.
                 #[allow(clippy::needless_range_loop)]
                 for c in 0..3 {
-                    let mut a0 = _mm512_set1_epi32(super::resize::ROUND);
+                    let mut a0 = _mm512_set1_epi32(super::coeffs::ROUND);
                     let mut a1 = _mm512_setzero_si512();
                     let mut a2 = _mm512_setzero_si512();
                     for q in 0..Q {
@@ -271,7 +271,7 @@ fn gather_rows<const Q: usize>(
                         _mm512_slli_epi32::<16>(a2),
                     );
                     let out = _mm512_max_epi32(
-                        _mm512_srai_epi32::<{ super::resize::PRECISION_BITS }>(acc),
+                        _mm512_srai_epi32::<{ super::coeffs::PRECISION_BITS }>(acc),
                         _mm512_setzero_si512(),
                     );
                     let o = (r - rows.start) * stride + c * g.out_w + ox;

@@ -6,7 +6,11 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod coeffs;
+mod kernels;
+mod plan;
 mod resize;
+mod scalar;
 mod spec;
 
 pub use resize::resize_crop;
@@ -29,15 +33,17 @@ pub(crate) enum SimdLevel {
 pub const SIMD_ENV: &str = "EMBED_CORE_SIMD";
 
 /// The highest level the kernels may use, from [`SIMD_ENV`] (read once per process). An
-/// unknown value is reported on stderr once and ignored.
+/// unknown value is logged once (a warning) and ignored.
 pub(crate) fn simd_cap() -> SimdLevel {
     static CAP: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
-    *CAP.get_or_init(|| {
-        let value = std::env::var(SIMD_ENV).ok();
-        parse_simd_cap(value.as_deref()).unwrap_or_else(|e| {
-            eprintln!("embed-core: {e}; using every SIMD level the CPU has");
-            SimdLevel::Avx512
-        })
+    *CAP.get_or_init(|| simd_cap_from(std::env::var(SIMD_ENV).ok().as_deref()))
+}
+
+/// The cap a value of [`SIMD_ENV`] sets, warning about (and ignoring) an unknown one.
+fn simd_cap_from(value: Option<&str>) -> SimdLevel {
+    parse_simd_cap(value).unwrap_or_else(|e| {
+        log::warn!("{e}; using every SIMD level the CPU has");
+        SimdLevel::Avx512
     })
 }
 
@@ -55,6 +61,40 @@ fn parse_simd_cap(value: Option<&str>) -> Result<SimdLevel, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keeps the messages of this crate's log records.
+    struct Capture(std::sync::Mutex<Vec<String>>);
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if record.target().starts_with("embed_core") {
+                let line = format!("{} {}", record.level(), record.args());
+                self.0.lock().unwrap().push(line);
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    #[test]
+    fn an_unknown_simd_cap_is_a_logged_warning() {
+        static CAPTURE: Capture = Capture(std::sync::Mutex::new(Vec::new()));
+        log::set_logger(&CAPTURE).unwrap();
+        log::set_max_level(log::LevelFilter::Warn);
+        assert_eq!(simd_cap_from(Some("sse")), SimdLevel::Avx512);
+        assert_eq!(simd_cap_from(Some("avx2")), SimdLevel::Avx2);
+        // Only this test sets such a value (the process's own `EMBED_CORE_SIMD` may add
+        // another warning).
+        let lines = CAPTURE.0.lock().unwrap().clone();
+        let ours: Vec<_> = lines.iter().filter(|l| l.contains("\"sse\"")).collect();
+        assert_eq!(ours.len(), 1, "{lines:?}");
+        assert!(
+            ours[0].starts_with("WARN EMBED_CORE_SIMD=\"sse\" is not one of"),
+            "{lines:?}"
+        );
+    }
 
     #[test]
     fn simd_cap_values() {

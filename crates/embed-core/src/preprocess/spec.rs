@@ -6,7 +6,8 @@ use std::rc::Rc;
 use ndarray::{Array3, Array4, ArrayViewMut3};
 use serde_json::Value;
 
-use super::resize::{Scratch, Segment, resize_window, with_scratch};
+use super::plan::Segment;
+use super::resize::{Scratch, resize_window, with_scratch};
 use crate::decode::RgbImage;
 use crate::error::{Error, Result};
 
@@ -436,7 +437,7 @@ impl Geometry {
     /// that is the whole image, or cannot be said (nearest-neighbour resampling, or a size
     /// that preprocessing rejects).
     pub fn source_region(&self, width: u32, height: u32) -> Option<Region> {
-        let region = super::resize::source_region(self, width, height)?;
+        let region = super::plan::source_region(self, width, height)?;
         (region.width < width || region.height < height).then_some(region)
     }
 }

@@ -1,0 +1,216 @@
+//! Sub-vector kernels of the product quantiser: a short vector (`dsub` floats) against the
+//! 256 centroids of one sub-quantiser, held transposed (`ct[t * 256 + j]` = coordinate `t` of
+//! centroid `j`), so each step is one multiply-add across all 256 centroids. The plain loops
+//! are compiled three times (AVX-512, AVX2+FMA, baseline; fused multiply-adds only where the
+//! CPU has them) for the compiler to vectorise, and
+//! the variant the float kernels use ([`crate::kernels::simd_level`]) is picked once.
+
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+use super::pq::KSUB;
+
+/// `out[j] = Σ_t x[t] · ct[t * 256 + j]`.
+#[inline(always)]
+fn ip_body<const FMA: bool>(x: &[f32], ct: &[f32], out: &mut [f32; KSUB]) {
+    *out = [0.0; KSUB];
+    for (t, &xt) in x.iter().enumerate() {
+        let row: &[f32; KSUB] = match ct[t * KSUB..(t + 1) * KSUB].try_into() {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        for j in 0..KSUB {
+            out[j] = if FMA {
+                xt.mul_add(row[j], out[j])
+            } else {
+                out[j] + xt * row[j]
+            };
+        }
+    }
+}
+
+/// The nearest centroid by L2 (`cn` = squared centroid norms) and its squared distance less
+/// `|x|²` (which does not change the choice).
+#[inline(always)]
+fn nearest_body<const FMA: bool>(x: &[f32], ct: &[f32], cn: &[f32; KSUB]) -> (u32, f32) {
+    let mut acc = *cn;
+    for (t, &xt) in x.iter().enumerate() {
+        let row: &[f32; KSUB] = match ct[t * KSUB..(t + 1) * KSUB].try_into() {
+            Ok(r) => r,
+            Err(_) => break,
+        };
+        let m2 = -2.0 * xt;
+        for j in 0..KSUB {
+            acc[j] = if FMA {
+                m2.mul_add(row[j], acc[j])
+            } else {
+                acc[j] + m2 * row[j]
+            };
+        }
+    }
+    // Arg-min in 16 lanes (vectorised compares and blends), then across the lanes: the
+    // smallest value, the first index among equals.
+    const L: usize = 16;
+    let mut vals = [f32::INFINITY; L];
+    let mut idx = [0u32; L];
+    for (c, chunk) in acc.chunks_exact(L).enumerate() {
+        for l in 0..L {
+            if chunk[l] < vals[l] {
+                vals[l] = chunk[l];
+                idx[l] = (c * L + l) as u32;
+            }
+        }
+    }
+    let mut best = (0u32, f32::INFINITY);
+    for l in 0..L {
+        if vals[l] < best.1 || (vals[l] == best.1 && idx[l] < best.0) {
+            best = (idx[l], vals[l]);
+        }
+    }
+    best
+}
+
+type IpFn = fn(&[f32], &[f32], &mut [f32; KSUB]);
+type NearestFn = fn(&[f32], &[f32], &[f32; KSUB]) -> (u32, f32);
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+
+    #[target_feature(enable = "avx512f")]
+    fn ip_avx512(x: &[f32], ct: &[f32], out: &mut [f32; KSUB]) {
+        ip_body::<true>(x, ct, out)
+    }
+    #[target_feature(enable = "avx512f")]
+    fn nearest_avx512(x: &[f32], ct: &[f32], cn: &[f32; KSUB]) -> (u32, f32) {
+        nearest_body::<true>(x, ct, cn)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    fn ip_avx2(x: &[f32], ct: &[f32], out: &mut [f32; KSUB]) {
+        ip_body::<true>(x, ct, out)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    fn nearest_avx2(x: &[f32], ct: &[f32], cn: &[f32; KSUB]) -> (u32, f32) {
+        nearest_body::<true>(x, ct, cn)
+    }
+
+    pub(super) fn pick(level: &str) -> Option<(IpFn, NearestFn)> {
+        // SAFETY (every call below): the CPU has the features the functions are compiled for,
+        // detected just before.
+        if level == "avx512" && is_x86_feature_detected!("avx512f") {
+            return Some((
+                |x, ct, out| unsafe { ip_avx512(x, ct, out) },
+                |x, ct, cn| unsafe { nearest_avx512(x, ct, cn) },
+            ));
+        }
+        if (level == "avx512" || level == "avx2")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+        {
+            return Some((
+                |x, ct, out| unsafe { ip_avx2(x, ct, out) },
+                |x, ct, cn| unsafe { nearest_avx2(x, ct, cn) },
+            ));
+        }
+        None
+    }
+}
+
+fn kernels() -> &'static (IpFn, NearestFn) {
+    static K: OnceLock<(IpFn, NearestFn)> = OnceLock::new();
+    K.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(k) = x86::pick(crate::kernels::simd_level()) {
+            return k;
+        }
+        (
+            |x, ct, out| ip_body::<false>(x, ct, out),
+            |x, ct, cn| nearest_body::<false>(x, ct, cn),
+        )
+    })
+}
+
+/// `out[j] = x · centroid j` for the 256 centroids transposed in `ct` (`x.len() * 256`).
+#[inline]
+pub(crate) fn ip_256(x: &[f32], ct: &[f32], out: &mut [f32; KSUB]) {
+    (kernels().0)(x, ct, out)
+}
+
+/// The nearest of the 256 centroids transposed in `ct` (`cn` their squared norms), with the
+/// squared distance less `|x|²`.
+#[inline]
+pub(crate) fn nearest_256(x: &[f32], ct: &[f32], cn: &[f32; KSUB]) -> (u32, f32) {
+    (kernels().1)(x, ct, cn)
+}
+
+/// The 256 centroids (`256 × len`, row-major) transposed, and their squared norms.
+pub(crate) fn transpose(c: &[f32], len: usize) -> (Vec<f32>, [f32; KSUB]) {
+    let mut ct = vec![0.0; len * KSUB];
+    let mut cn = [0.0; KSUB];
+    for j in 0..KSUB {
+        let row = &c[j * len..(j + 1) * len];
+        for (t, &v) in row.iter().enumerate() {
+            ct[t * KSUB + j] = v;
+        }
+        cn[j] = row.iter().map(|v| v * v).sum();
+    }
+    (ct, cn)
+}
+
+/// Nearest of 256 centroids (`256 × len`) for `n` rows of `len` floats every `stride`, with
+/// the squared distance less `|x|²`.
+pub(crate) fn assign_256(
+    x: &[f32],
+    stride: usize,
+    n: usize,
+    c: &[f32],
+    len: usize,
+) -> Vec<(u32, f32)> {
+    let (ct, cn) = transpose(c, len);
+    let nearest = kernels().1;
+    (0..n)
+        .into_par_iter()
+        .with_min_len(1024)
+        .map(|i| nearest(&x[i * stride..i * stride + len], &ct, &cn))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The transposed kernels equal direct sums.
+    #[test]
+    fn transposed_kernels_equal_direct_sums() {
+        let len = 12;
+        let c: Vec<f32> = (0..KSUB * len)
+            .map(|i| ((i * 37 % 101) as f32 / 101.0) - 0.5)
+            .collect();
+        let x: Vec<f32> = (0..3 * len)
+            .map(|i| ((i * 13 % 17) as f32 / 17.0) - 0.4)
+            .collect();
+        let (ct, _) = transpose(&c, len);
+        let mut out = [0.0; KSUB];
+        ip_256(&x[..len], &ct, &mut out);
+        for j in 0..KSUB {
+            let want: f32 = x[..len].iter().zip(&c[j * len..]).map(|(a, b)| a * b).sum();
+            assert!((out[j] - want).abs() < 1e-5);
+        }
+        for (i, (j, dist)) in assign_256(&x, len, 3, &c, len).into_iter().enumerate() {
+            let row = &x[i * len..(i + 1) * len];
+            let d: Vec<f32> = (0..KSUB)
+                .map(|j| {
+                    row.iter()
+                        .zip(&c[j * len..(j + 1) * len])
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum()
+                })
+                .collect();
+            let best = d.iter().cloned().fold(f32::INFINITY, f32::min);
+            let xn: f32 = row.iter().map(|v| v * v).sum();
+            assert!((d[j as usize] - best).abs() < 1e-5 && (dist + xn - best).abs() < 1e-4);
+        }
+    }
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds and runs a crate outside the workspace that depends on `image-sim` by path, as an
+# application would (tests/downstream/main.rs): embed a folder with a tiny CLIP checkpoint,
+# index it, query it, and the same with an `Embedder` of its own. The crate is written to a
+# temporary folder under target/ (so the repository's .cargo/config.toml and build cache apply)
+# with its own Cargo.toml and [workspace]; nothing in it is committed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+# shellcheck disable=SC1091
+source scripts/env.sh
+work=$(mktemp -d "$root/target/downstream.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/src" "$work/images"
+cp tests/downstream/main.rs "$work/src/main.rs"
+# The workspace's lock file: the same dependency versions, so the build cache is reused.
+cp Cargo.lock "$work/Cargo.lock"
+cat > "$work/Cargo.toml" <<TOML
+[package]
+name = "downstream"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[dependencies]
+image-sim = { path = "$root/crates/image-sim" }
+
+# Its own workspace: not a member of image-sim's.
+[workspace]
+TOML
+# The workspace's profiles (the last tables of its Cargo.toml): with cargo's defaults every
+# dependency, libtorch's C++ bindings included, would be built a second time with other
+# settings.
+sed -n '/^\[profile\./,$p' Cargo.toml >> "$work/Cargo.toml"
+# A tiny random-weight CLIP checkpoint and a few images, made with the project's Python.
+.venv/bin/python - "$work" <<'PY'
+import os, sys
+import numpy as np
+from PIL import Image
+from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+import torch
+out = sys.argv[1]
+torch.manual_seed(0)
+cfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=4, image_size=32, patch_size=8, projection_dim=16)
+CLIPVisionModelWithProjection(cfg).save_pretrained(f"{out}/clip")
+CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(f"{out}/clip")
+rng = np.random.default_rng(0)
+for i in range(6):
+    h, w = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+    Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(f"{out}/images/img{i}.png")
+PY
+# The test profile, as `cargo test` built the workspace: the same artifacts, nothing rebuilt.
+CARGO_TARGET_DIR="$root/target" cargo build --quiet --profile test --manifest-path "$work/Cargo.toml"
+"$root/target/debug/downstream" "$work/images" "$work/clip"
