@@ -87,7 +87,7 @@ impl Collection {
         let start = Instant::now();
         loop {
             if commit::journal_exists(dir) {
-                match WriterLock::acquire(dir) {
+                match WriterLock::acquire_within(dir, Duration::ZERO) {
                     Ok(lock) => {
                         commit::recover(dir, &lock)?;
                     }

@@ -39,6 +39,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -66,11 +67,27 @@ pub(crate) struct WriterLock {
     _file: Option<File>,
 }
 
+/// How long [`WriterLock::acquire`] keeps trying a lock that is held.
+///
+/// A `flock` belongs to the open file description, and a process that starts a child
+/// (`fork`, `posix_spawn`) shares every description it has open with that child until the
+/// child runs `exec` or exits. A writer in a program that spawns processes on other threads
+/// can therefore close its lock file and still appear to hold the lock for that instant: the
+/// next writer of the same folder, even in the same process, would be refused. Waiting this
+/// long turns that window into a short delay; a real second writer holds the lock for the
+/// whole of its work and is still refused.
+pub(crate) const LOCK_GRACE: Duration = Duration::from_secs(1);
+
 impl WriterLock {
-    /// Takes the lock without waiting; [`Error::Busy`] if another process holds it. Where the
-    /// file system has no locks (some cluster file systems), a warning is logged and the
-    /// writer proceeds unlocked.
+    /// Takes the lock, trying for up to [`LOCK_GRACE`]; [`Error::Busy`] if another writer
+    /// holds it. Where the file system has no locks (some cluster file systems), a warning is
+    /// logged and the writer proceeds unlocked.
     pub(crate) fn acquire(dir: &Path) -> Result<Self> {
+        Self::acquire_within(dir, LOCK_GRACE)
+    }
+
+    /// [`Self::acquire`] with another grace period (zero: one try).
+    pub(crate) fn acquire_within(dir: &Path, grace: Duration) -> Result<Self> {
         let path = dir.join(LOCK);
         let file = OpenOptions::new()
             .create(true)
@@ -78,7 +95,25 @@ impl WriterLock {
             .write(true)
             .open(&path)
             .map_err(io_err(&path))?;
-        match file.try_lock() {
+        let start = Instant::now();
+        loop {
+            match file.try_lock() {
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < grace => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                r => return Self::locked(dir, &path, file, r),
+            }
+        }
+    }
+
+    /// The outcome of the last `try_lock`.
+    fn locked(
+        dir: &Path,
+        path: &Path,
+        file: File,
+        r: std::result::Result<(), std::fs::TryLockError>,
+    ) -> Result<Self> {
+        match r {
             Ok(()) => Ok(Self { _file: Some(file) }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy(dir.to_path_buf())),
             Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
@@ -89,7 +124,7 @@ impl WriterLock {
                 );
                 Ok(Self { _file: None })
             }
-            Err(std::fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_err(path)(e)),
         }
     }
 }
@@ -255,4 +290,52 @@ pub(crate) fn crash_point(name: &'static str) -> Result<()> {
 #[inline(always)]
 pub(crate) fn crash_point(_name: &'static str) -> Result<()> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Holds the folder's lock through a second open file description, as a forked child
+    /// that has not yet run `exec` does.
+    fn hold(dir: &Path) -> File {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK))
+            .unwrap();
+        f.try_lock().unwrap();
+        f
+    }
+
+    #[test]
+    fn a_lock_released_within_the_grace_period_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = hold(dir.path());
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(LOCK_GRACE / 5);
+            drop(held);
+        });
+        let lock = WriterLock::acquire(dir.path());
+        release.join().unwrap();
+        assert!(lock.is_ok(), "{lock:?}");
+    }
+
+    #[test]
+    fn a_lock_held_past_the_grace_period_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = hold(dir.path());
+        let start = Instant::now();
+        let lock = WriterLock::acquire(dir.path());
+        assert!(matches!(lock, Err(Error::Busy(_))), "{lock:?}");
+        assert!(start.elapsed() >= LOCK_GRACE);
+        // One try when asked for none.
+        let start = Instant::now();
+        let lock = WriterLock::acquire_within(dir.path(), Duration::ZERO);
+        assert!(matches!(lock, Err(Error::Busy(_))), "{lock:?}");
+        assert!(start.elapsed() < LOCK_GRACE);
+    }
 }
