@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, format_err, io_err};
 pub use crate::faiss_meta::meta_path;
-use crate::faiss_meta::{self, FileCheck};
+use crate::faiss_meta::{self, FaissMeta, FileCheck};
 use crate::flat::{FlatIndex, Storage};
 use crate::ids::IdMap;
 use crate::persist::AtomicFile;
@@ -72,6 +72,48 @@ pub(crate) fn commit_with_sidecars(
     f.commit()?;
     let ids = write_ids(&sidecar_path(path), ids)?;
     faiss_meta::write(path, metric, index, Some(ids))
+}
+
+/// Starts writing a FAISS file at `path` that [`commit_with_sidecars`] will finish: removes the
+/// old checksum record first, so that an interrupted write leaves files that load unchecked
+/// rather than a record that no longer fits.
+pub(crate) fn create_with_sidecars(path: &Path) -> Result<AtomicFile> {
+    faiss_meta::remove(path)?;
+    AtomicFile::create(path)
+}
+
+/// The checksum record of a FAISS file read whole into memory as `bytes`, verified against
+/// them; `None` for a file without one (written by FAISS), which loads unchecked.
+pub(crate) fn verified_meta(path: &Path, bytes: &[u8]) -> Result<Option<FaissMeta>> {
+    let meta = faiss_meta::read(path)?;
+    if let Some(meta) = &meta {
+        meta.index.verify(path, FileCheck::of(bytes))?;
+    }
+    Ok(meta)
+}
+
+/// The ids of a FAISS file of `n` vectors: from its sidecar (checked against the checksum
+/// record when there is one) or row numbers, per `options.ids`.
+pub(crate) fn load_ids(
+    path: &Path,
+    n: usize,
+    options: ReadOptions,
+    meta: Option<&FaissMeta>,
+) -> Result<IdMap> {
+    let side = sidecar_path(path);
+    let from_sidecar = match options.ids {
+        IdSource::Sidecar => true,
+        IdSource::Auto => side.exists(),
+        IdSource::NoSidecar => false,
+    };
+    if !from_sidecar {
+        return Ok(IdMap::row_numbers(n));
+    }
+    let bytes = std::fs::read(&side).map_err(io_err(&side))?;
+    if let Some(check) = meta.and_then(|m| m.ids) {
+        check.verify(&side, FileCheck::of(&bytes))?;
+    }
+    parse_sidecar(&side, &bytes, n)
 }
 
 /// Reads a sidecar: one id per line, `expected` lines, distinct and non-empty.
@@ -157,8 +199,7 @@ impl FlatIndex {
     /// the old checksum sidecar is removed first, so that an interrupted write leaves files
     /// that load unchecked rather than a record that no longer fits.
     pub fn write_faiss(&self, path: &Path) -> Result<()> {
-        faiss_meta::remove(path)?;
-        let mut f = AtomicFile::create(path)?;
+        let mut f = create_with_sidecars(path)?;
         write_flat_body(&mut f, self)?;
         commit_with_sidecars(f, path, self.metric, &self.ids)
     }

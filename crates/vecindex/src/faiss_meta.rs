@@ -2,7 +2,8 @@
 //!
 //! FAISS files carry no checksum, so a flipped bit in a vector would be searched silently.
 //! Beside each FAISS file it writes ([`FlatIndex::write_faiss`],
-//! [`FlatIndex::write_faiss_with_ids`]), this crate writes:
+//! [`FlatIndex::write_faiss_with_ids`], and the `write_faiss` of the scalar quantiser,
+//! HNSW-SQ and IVF-PQ indexes), this crate writes:
 //!
 //! ```json
 //! {
@@ -14,12 +15,13 @@
 //! }
 //! ```
 //!
-//! `metric` is `ip`, `l2` or `cosine` (a cosine index is an `IxFI` file over normalised
-//! vectors: only this sidecar says that it is cosine); `index` holds the index file's length
+//! `metric` is `ip`, `l2` or `cosine` (a cosine index is an inner-product FAISS file over
+//! normalised vectors: only this sidecar says that it is cosine); `index` holds the index file's length
 //! and CRC-32 (IEEE, as `zlib.crc32` computes it), `ids` those of the ids sidecar
-//! (`<index>.ids`), or `null` when none was written. [`FlatIndex::read_faiss`] checks the
-//! index file (and the ids sidecar when it reads it) against them, memory-mapped or not, and
-//! refuses a file that differs with [`Error::Damaged`]. Without this sidecar (files written by
+//! (`<index>.ids`), or `null` when none was written. [`FlatIndex::read_faiss`] (and each
+//! compressed kind's `read_faiss`) checks the index file (and the ids sidecar when it reads
+//! it) against them, memory-mapped or not, and refuses a file that differs with
+//! [`Error::Damaged`]. Without this sidecar (files written by
 //! FAISS, or by this crate before it wrote one) a FAISS file loads unchecked, as FAISS loads it.
 //!
 //! [`FlatIndex::write_faiss`]: crate::FlatIndex::write_faiss

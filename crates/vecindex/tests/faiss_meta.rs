@@ -167,3 +167,99 @@ fn rewriting_replaces_the_sidecar() {
     let back = FlatIndex::read_faiss(&path, ReadOptions::default()).unwrap();
     assert_eq!((back.dim(), back.len(), back.metric()), (3, 5, Metric::L2));
 }
+
+/// A compressed FAISS file this crate wrote, loaded back as the index kind it is.
+fn load_any(kind: &str, path: &Path, options: ReadOptions) -> vecindex::Result<(Metric, String)> {
+    use vecindex::HnswSqIndex;
+    use vecindex::ivf::IvfPqIndex;
+    use vecindex::sq::FlatSqIndex;
+    fn first(i: &impl VectorIndex) -> (Metric, String) {
+        (i.metric(), i.id(0).unwrap_or_default().to_owned())
+    }
+    Ok(match kind {
+        "sq8" => first(&FlatSqIndex::read_faiss(path, options)?),
+        "hnsw-sq8" => first(&HnswSqIndex::read_faiss(path, options)?),
+        _ => first(&IvfPqIndex::read_faiss(path, options)?),
+    })
+}
+
+/// The compressed kinds (scalar quantiser, HNSW over codes, IVF-PQ) get the same record as
+/// flat files: a cosine index comes back cosine (its FAISS file says inner product), a flipped
+/// byte or a changed id is damage naming the file, and without the record the same bytes
+/// load unchecked, as FAISS would load them.
+#[test]
+fn compressed_files_get_the_record_too() {
+    use vecindex::ivf::{IvfPqIndex, IvfPqOptions};
+    use vecindex::sq::{FlatSqIndex, SqKind, SqOptions};
+    use vecindex::{HnswParams, HnswSqIndex};
+    let dir = tempfile::tempdir().unwrap();
+    let (n, d) = (300, 8);
+    let data: Vec<f32> = clustered(n, d, 4, 0.4, 61)
+        .iter()
+        .map(|x| 2.0 * x)
+        .collect();
+    let names = ids(n);
+    let hnsw = HnswParams {
+        m: 8,
+        ef_construction: 40,
+        ef_search: 32,
+        seed: 5,
+    };
+    let ivf = IvfPqOptions {
+        nlist: 4,
+        m: 2,
+        nprobe: 2,
+        ..Default::default()
+    };
+    for kind in ["sq8", "hnsw-sq8", "ivfpq"] {
+        let path = dir.path().join(format!("{kind}.faiss"));
+        let metric = Metric::Cosine;
+        match kind {
+            "sq8" => FlatSqIndex::build(d, metric, SqOptions { kind: SqKind::Sq8 }, &names, &data)
+                .unwrap()
+                .write_faiss(&path),
+            "hnsw-sq8" => HnswSqIndex::build(d, metric, SqKind::Sq8, hnsw, &names, &data)
+                .unwrap()
+                .write_faiss(&path),
+            _ => IvfPqIndex::build(d, metric, ivf, &names, &data)
+                .unwrap()
+                .write_faiss(&path),
+        }
+        .unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(meta_path(&path)).unwrap()).unwrap();
+        assert_eq!(meta["metric"], "cosine", "{kind}");
+        let good = std::fs::read(&path).unwrap();
+        assert_eq!(meta["index"]["crc32"], crc32(&good), "{kind}");
+        let loaded = load_any(kind, &path, ReadOptions::default()).unwrap();
+        assert_eq!(loaded, (Metric::Cosine, names[0].clone()), "{kind}");
+
+        let mut damaged = good.clone();
+        damaged[good.len() * 3 / 4] ^= 0x10;
+        std::fs::write(&path, &damaged).unwrap();
+        let err = load_any(kind, &path, ReadOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, Error::Damaged { path: ref p, .. } if p == &path),
+            "{kind}: {err}"
+        );
+        std::fs::write(&path, &good).unwrap();
+
+        let ids_path = sidecar_path(&path);
+        let ids_text = std::fs::read_to_string(&ids_path).unwrap();
+        std::fs::write(&ids_path, ids_text.replacen("R000003", "R000033", 1)).unwrap();
+        let err = load_any(kind, &path, ReadOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, Error::Damaged { path: ref p, .. } if p == &ids_path),
+            "{kind}: {err}"
+        );
+        std::fs::write(&ids_path, ids_text).unwrap();
+
+        std::fs::remove_file(meta_path(&path)).unwrap();
+        let unchecked = load_any(kind, &path, ReadOptions::default()).unwrap();
+        assert_eq!(
+            unchecked.0,
+            Metric::InnerProduct,
+            "{kind}: the FAISS file's own metric"
+        );
+    }
+}

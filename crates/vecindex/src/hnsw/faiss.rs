@@ -30,10 +30,10 @@ use super::sq_index::HnswSqIndex;
 use super::store::SqRows;
 use crate::error::Result;
 use crate::faiss_bin::{FileBytes, Reader, Writer};
-use crate::faiss_io::{IdSource, ReadOptions, commit_with_sidecars, parse_sidecar, sidecar_path};
-use crate::faiss_meta::{self, FileCheck};
+use crate::faiss_io::{
+    ReadOptions, commit_with_sidecars, create_with_sidecars, load_ids, verified_meta,
+};
 use crate::ids::IdMap;
-use crate::persist::AtomicFile;
 use crate::sq::SqCodes;
 use crate::sq::faiss::{read_quantizer, write_quantizer};
 
@@ -74,7 +74,7 @@ impl HnswSqIndex {
             })
             .collect();
 
-        faiss_meta::remove(path)?;
+        let mut f = create_with_sidecars(path)?;
         let mut w = Writer::default();
         w.header(b"IHNs", g.dim, n, self.metric);
         w.u64(probas.len() as u64);
@@ -124,7 +124,6 @@ impl HnswSqIndex {
         write_quantizer(&mut w, codes.quantizer());
         w.u64(codes.codes().len() as u64);
 
-        let mut f = AtomicFile::create(path)?;
         w.flush(&mut f)?;
         for chunk in codes.codes().chunks(1 << 24) {
             f.write_all(chunk)?;
@@ -138,33 +137,14 @@ impl HnswSqIndex {
     /// from it and the files must match its lengths and CRC-32s ([`crate::Error::Damaged`]).
     /// A truncated, inconsistent or out-of-range file is an error, never a panic.
     pub fn read_faiss(path: &Path, options: ReadOptions) -> Result<Self> {
-        let meta = faiss_meta::read(path)?;
         let file = FileBytes::open(path)?;
-        if let Some(meta) = &meta {
-            meta.index.verify(path, FileCheck::of(file.bytes()))?;
-        }
+        let meta = verified_meta(path, file.bytes())?;
         let mut r = Reader::new(file.bytes(), path);
         let mut index = parse(&mut r)?;
         if let Some(meta) = &meta {
             index.metric = meta.metric(path, index.metric)?;
         }
-        let side = sidecar_path(path);
-        let n = index.graph.n;
-        let ids = match options.ids {
-            IdSource::Sidecar => Some(()),
-            IdSource::Auto if side.exists() => Some(()),
-            _ => None,
-        };
-        index.ids = match ids {
-            Some(()) => {
-                let bytes = std::fs::read(&side).map_err(crate::error::io_err(&side))?;
-                if let Some(check) = meta.as_ref().and_then(|m| m.ids) {
-                    check.verify(&side, FileCheck::of(&bytes))?;
-                }
-                parse_sidecar(&side, &bytes, n)?
-            }
-            None => IdMap::row_numbers(n),
-        };
+        index.ids = load_ids(path, index.graph.n, options, meta.as_ref())?;
         Ok(index)
     }
 }

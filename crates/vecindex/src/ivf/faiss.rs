@@ -16,7 +16,11 @@ use super::index::{InvList, IvfPqIndex};
 use super::pq::{KSUB, ProductQuantizer};
 use crate::error::Result;
 use crate::faiss_bin::{FileBytes, Reader, Writer, flat_fourcc};
-use crate::faiss_io::{IdSource, ReadOptions, read_sidecar, sidecar_path, write_sidecar};
+use crate::faiss_io::{
+    IdSource, ReadOptions, commit_with_sidecars, create_with_sidecars, load_ids, sidecar_path,
+    verified_meta,
+};
+use crate::faiss_meta::FaissMeta;
 use crate::ids::IdMap;
 use crate::persist::AtomicFile;
 use crate::{MAX_DIM, Metric, VectorIndex};
@@ -216,21 +220,23 @@ pub(crate) fn rows_of_labels(r: &Reader<'_>, labels: &[Vec<i64>], n: usize) -> R
     Ok((rows, Some(sorted)))
 }
 
-/// Ids: the sidecar, else FAISS labels as decimal strings (or row numbers), per `options`.
-pub(crate) fn ids_for(
+/// Ids: the sidecar (checked against the checksum record), else FAISS labels as decimal
+/// strings (or row numbers), per `options`.
+fn ids_for(
     path: &Path,
     n: usize,
     labels: &Option<Vec<i64>>,
     options: ReadOptions,
+    meta: Option<&FaissMeta>,
 ) -> Result<IdMap> {
-    let side = sidecar_path(path);
-    match options.ids {
-        IdSource::Sidecar => read_sidecar(&side, n),
-        IdSource::Auto if side.exists() => read_sidecar(&side, n),
-        _ => match labels {
-            Some(l) => IdMap::from_vec(l.iter().map(i64::to_string).collect()),
-            None => Ok(IdMap::row_numbers(n)),
-        },
+    let sidecar = match options.ids {
+        IdSource::Sidecar => true,
+        IdSource::Auto => sidecar_path(path).exists(),
+        IdSource::NoSidecar => false,
+    };
+    match labels {
+        Some(l) if !sidecar => IdMap::from_vec(l.iter().map(i64::to_string).collect()),
+        _ => load_ids(path, n, options, meta),
     }
 }
 
@@ -247,6 +253,7 @@ impl IvfPqIndex {
     /// ```
     pub fn read_faiss(path: &Path, options: ReadOptions) -> Result<Self> {
         let file = FileBytes::open(path)?;
+        let meta = verified_meta(path, file.bytes())?;
         let mut r = Reader::new(file.bytes(), path);
         let four = r.fourcc("fourcc")?;
         if &four != b"IwPQ" {
@@ -296,8 +303,12 @@ impl IvfPqIndex {
         r.finish()?;
         let labels: Vec<Vec<i64>> = raw.iter().map(|l| l.1.clone()).collect();
         let (rows, labels) = rows_of_labels(&r, &labels, h.ntotal)?;
-        let ids = ids_for(path, h.ntotal, &labels, options)?;
-        let mut index = IvfPqIndex::from_parts(h.dim, h.metric, nprobe, centroids, pq)?;
+        let ids = ids_for(path, h.ntotal, &labels, options, meta.as_ref())?;
+        let metric = match &meta {
+            Some(meta) => meta.metric(path, h.metric)?,
+            None => h.metric,
+        };
+        let mut index = IvfPqIndex::from_parts(h.dim, metric, nprobe, centroids, pq)?;
         index.lists = raw
             .into_iter()
             .zip(rows)
@@ -311,7 +322,7 @@ impl IvfPqIndex {
     /// Writes the index as a FAISS `IndexIVFPQ` file (loadable with `faiss.read_index`, nprobe
     /// stored) and its ids to the sidecar; both written to temporary files, synced, renamed.
     pub fn write_faiss(&self, path: &Path) -> Result<()> {
-        let mut f = AtomicFile::create(path)?;
+        let mut f = create_with_sidecars(path)?;
         let mut w = Writer::default();
         let (d, nlist) = (self.dim, self.nlist());
         w.header(b"IwPQ", d, self.len(), self.metric)
@@ -338,7 +349,6 @@ impl IvfPqIndex {
             .map(|l| (&l.codes[..], l.rows.iter().map(|&r| label(r)).collect()))
             .collect();
         write_lists(&mut w, &mut f, self.m(), &lists)?;
-        f.commit()?;
-        write_sidecar(&sidecar_path(path), &self.ids)
+        commit_with_sidecars(f, path, self.metric, &self.ids)
     }
 }

@@ -13,9 +13,9 @@ use super::flat::FlatSqIndex;
 use super::storage::SqCodes;
 use crate::error::Result;
 use crate::faiss_bin::{FileBytes, Reader, Writer};
-use crate::faiss_io::{IdSource, ReadOptions, read_sidecar, sidecar_path, write_sidecar};
-use crate::ids::IdMap;
-use crate::persist::AtomicFile;
+use crate::faiss_io::{
+    ReadOptions, commit_with_sidecars, create_with_sidecars, load_ids, verified_meta,
+};
 use crate::{MAX_DIM, VectorIndex};
 
 /// Reads a scalar quantiser block; `dim` is the header's.
@@ -76,16 +76,6 @@ pub(crate) fn write_quantizer(w: &mut Writer, sq: &ScalarQuantizer) {
         .f32_vec(&trained);
 }
 
-/// Ids from the sidecar or row numbers, per `options`.
-pub(crate) fn load_ids(path: &Path, n: usize, options: ReadOptions) -> Result<IdMap> {
-    let side = sidecar_path(path);
-    match options.ids {
-        IdSource::Sidecar => read_sidecar(&side, n),
-        IdSource::Auto if side.exists() => read_sidecar(&side, n),
-        _ => Ok(IdMap::row_numbers(n)),
-    }
-}
-
 impl FlatSqIndex {
     /// Reads a FAISS `IndexScalarQuantizer` file (`IxSQ`, 8-bit or fp16, inner product or L2).
     /// Ids come from the sidecar or are row numbers, per `options.ids` (`options.mmap` is
@@ -98,6 +88,7 @@ impl FlatSqIndex {
     /// ```
     pub fn read_faiss(path: &Path, options: ReadOptions) -> Result<Self> {
         let file = FileBytes::open(path)?;
+        let meta = verified_meta(path, file.bytes())?;
         let mut r = Reader::new(file.bytes(), path);
         let four = r.fourcc("fourcc")?;
         if &four != b"IxSQ" {
@@ -118,8 +109,12 @@ impl FlatSqIndex {
             )));
         }
         r.finish()?;
-        let codes = SqCodes::from_codes(sq, h.metric, codes.to_vec())?;
-        let ids = load_ids(path, h.ntotal, options)?;
+        let metric = match &meta {
+            Some(meta) => meta.metric(path, h.metric)?,
+            None => h.metric,
+        };
+        let codes = SqCodes::from_codes(sq, metric, codes.to_vec())?;
+        let ids = load_ids(path, h.ntotal, options, meta.as_ref())?;
         FlatSqIndex::from_parts(codes, ids)
     }
 
@@ -127,7 +122,7 @@ impl FlatSqIndex {
     /// `faiss.read_index`) and its ids to the sidecar; both written to temporary files,
     /// synced and renamed.
     pub fn write_faiss(&self, path: &Path) -> Result<()> {
-        let mut f = AtomicFile::create(path)?;
+        let mut f = create_with_sidecars(path)?;
         let mut w = Writer::default();
         w.header(b"IxSQ", self.dim(), self.len(), self.metric());
         write_quantizer(&mut w, self.codes.quantizer());
@@ -136,7 +131,6 @@ impl FlatSqIndex {
         for chunk in self.codes.codes().chunks(1 << 24) {
             f.write_all(chunk)?;
         }
-        f.commit()?;
-        write_sidecar(&sidecar_path(path), &self.ids)
+        commit_with_sidecars(f, path, self.metric(), &self.ids)
     }
 }
