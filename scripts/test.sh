@@ -8,8 +8,9 @@ source scripts/env.sh
 # CI builds each crate once: incremental state would only take disk and time there.
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
 start=$SECONDS
+# Each step says when it starts (seconds since the start), so a slow stage shows in CI's log.
+step() { printf '\n\033[1m==> [%d s] %s\033[0m\n' "$((SECONDS - start))" "$*" >&2; }
 
 step "cargo fmt --check"
 cargo fmt --all --check
