@@ -15,7 +15,7 @@
 # sanitizer (default: address; `none` builds faster and runs about twice as fast). FUZZ_SEED=N
 # fixes libFuzzer's random seed (unset: a new one each run). FUZZ_PROFILE=dev builds without
 # optimisation (about 4x faster to build, slower to run: for short smoke runs, as CI does); the
-# default is release.
+# default is release. FUZZ_BUILD_ONLY=1 installs cargo-fuzz and builds the targets, and runs none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-30}"
@@ -56,6 +56,7 @@ cd fuzz
 start=$SECONDS
 cargo fuzz build "$profile" -s "$sanitizer" "${features[@]}"
 echo "build: $((SECONDS - start)) s"
+if [ "${FUZZ_BUILD_ONLY:-0}" = 1 ]; then exit 0; fi
 
 failed=()
 summary=()

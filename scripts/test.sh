@@ -12,6 +12,48 @@ start=$SECONDS
 # Each step says when it starts (seconds since the start), so a slow stage shows in CI's log.
 step() { printf '\n\033[1m==> [%d s] %s\033[0m\n' "$((SECONDS - start))" "$*" >&2; }
 
+# The last stages need tools that take minutes to fetch or build: system packages (mostly
+# network waits) and the fuzz targets (their own target dir). They are prepared in the
+# background at the lowest priority while clippy and the tests build, so they mostly fill
+# idle time; each stage waits for its job first. A job that fails costs nothing but the time:
+# its stage runs the same idempotent installer again and reports the error itself.
+mkdir -p target/ci
+declare -A background=()
+in_background() {
+    local name=$1
+    shift
+    nice -n 19 "$@" >"target/ci/$name.log" 2>&1 &
+    background[$name]=$!
+}
+await() {
+    local name=$1
+    [ -n "${background[$name]:-}" ] || return 0
+    if ! wait "${background[$name]}"; then
+        echo "preparing '$name' in the background failed; the stage tries again. Its log:" >&2
+        tail -n 30 "target/ci/$name.log" >&2
+    fi
+    unset "background[$name]"
+}
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+    kill "$1" 2>/dev/null || true
+}
+# When a stage fails first: the fuzz build is stopped, a package installation is left to
+# finish (stopping apt half-way would leave dpkg to be repaired).
+leave() {
+    [ -z "${background[fuzz-build]:-}" ] || kill_tree "${background[fuzz-build]}"
+    [ -z "${background[packages]:-}" ] || wait "${background[packages]}" || true
+}
+trap leave EXIT
+packages=()
+[ "${SKIP_BROWSER:-0}" = 1 ] || packages+=(scripts/browser-setup.sh)
+[ "${SKIP_SLURM:-0}" = 1 ] || packages+=("scripts/slurm/cluster.sh install")
+if [ ${#packages[@]} -gt 0 ]; then
+    # One job: apt-get must not run twice at once.
+    in_background packages bash -c "$(printf '%s && ' "${packages[@]}") true"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
@@ -20,6 +62,12 @@ cargo metadata --format-version 1 --locked | python3 scripts/check_msrv.py
 
 step "cargo clippy (all targets, warnings are errors; includes clippy's incompatible_msrv lint)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Started once clippy has fetched every crate the workspace needs (cargo-fuzz fetches its own).
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+    in_background fuzz-build env FUZZ_BUILD_ONLY=1 FUZZ_SANITIZER=none \
+        FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" scripts/fuzz.sh
+fi
 
 step "cargo test"
 cargo test --workspace --locked
@@ -41,13 +89,17 @@ fi
 step "a crate outside the workspace depends on image-sim by path (scripts/downstream.sh)"
 scripts/downstream.sh
 
+# --examples resolves features as clippy's --all-targets did (dev-dependencies included), so
+# rustdoc reuses clippy's checked dependencies: without it, cargo doc checked and built them
+# again with other features (libtorch's C++ bindings included), 5 minutes instead of 40 s.
 step "cargo doc (warnings are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --lib --examples
 
 # The service's web page, clip-front and ClipClient against it in headless Chromium
 # (scripts/browser.sh installs chromium, playwright-core and clip-retrieval's front end the
 # first time; about 20 s once they are there). SKIP_BROWSER=1 leaves it out.
 step "browser test (web page, clip-front, ClipClient; screenshots in target/browser/shots)"
+await packages
 scripts/browser.sh
 
 # Fuzzing: every fuzz target that does not link libtorch, briefly, from the committed seeds
@@ -59,6 +111,7 @@ scripts/browser.sh
 # or scripts/fuzz.sh directly).
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
     # An unoptimised build: 1.5 min instead of 5 on a 2-core machine, for runs this short.
+    await fuzz-build
     step "fuzzing briefly (decode, vecindex_file, faiss_file; ${FUZZ_SECONDS:-15} s each, dev build, no sanitizer, seed ${FUZZ_SEED-1})"
     FUZZ_SEED="${FUZZ_SEED-1}" FUZZ_SANITIZER=none FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" \
         scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
@@ -71,6 +124,7 @@ fi
 # built, plus 1-2 min the first time for the packages. SKIP_SLURM=1 leaves it out.
 if [ "${SKIP_SLURM:-0}" != 1 ]; then
     step "Slurm: sharded build on a one-node cluster against an unsharded build"
+    await packages
     scripts/slurm/ci.sh 4
 fi
 

@@ -5,16 +5,11 @@
 #   scripts/slurm/cluster.sh start DIR    install slurm-wlm/munge if missing, start, wait for an idle node
 #   scripts/slurm/cluster.sh status DIR   daemons alive, sinfo
 #   scripts/slurm/cluster.sh stop DIR     stop the daemons by pid (idempotent, also after a failed start)
+#   scripts/slurm/cluster.sh install      only install slurm-wlm/munge if missing
 #
 # After `start`, `source DIR/env.sh` points sbatch, squeue, scontrol... at this cluster.
 # Runs as root (no systemd needed: the daemons fork themselves).
 set -euo pipefail
-
-usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 2; }
-[ $# -eq 2 ] || usage
-cmd=$1
-dir=$(mkdir -p -- "$2" && cd -- "$2" && pwd)
-conf=$dir/slurm.conf
 
 log() { echo "[slurm-cluster] $*" >&2; }
 
@@ -26,6 +21,16 @@ install_packages() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
 }
+
+usage() { echo "usage: $0 start|stop|status DIR, or $0 install" >&2; exit 2; }
+if [ "${1:-}" = install ] && [ $# -eq 1 ]; then
+    install_packages
+    exit
+fi
+[ $# -eq 2 ] || usage
+cmd=$1
+dir=$(mkdir -p -- "$2" && cd -- "$2" && pwd)
+conf=$dir/slurm.conf
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
