@@ -17,8 +17,10 @@ out=target/browser
 rm -rf "$out"
 mkdir -p "$out/shots"
 
-# The test profile: what `cargo test` already built its dependencies with.
-cargo build --quiet --profile test -p image-sim-serve --example demo
+# The demo example as `cargo test --workspace` builds it (examples included): after the test
+# stage this builds nothing, where `-p image-sim-serve` alone would resolve features differently
+# and rebuild most dependencies (2.5 minutes on 2 cores).
+cargo test --quiet --workspace --locked --no-run
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -25,13 +25,34 @@ publish = false
 [dependencies]
 image-sim = { path = "$root/crates/image-sim" }
 
+# Not what an application needs: only so that cargo reuses what the test stage built. Each line
+# turns on features that the workspace's own dev-dependencies turn on there; without them these
+# crates resolve with fewer features, and libc's change alone rebuilt every dependency above it,
+# libtorch's C++ bindings included (8.6 minutes on 2 cores).
+embed-torch = { path = "$root/crates/embed-torch", features = ["fixtures"] }
+vecindex = { path = "$root/crates/vecindex", features = ["hnsw-rs-compare"] }
+libc = { version = "0.2", features = ["extra_traits"] }
+either = { version = "1", default-features = false, features = ["use_std"] }
+env_logger = "0.11"
+once_cell = "1"
+getrandom = { version = "0.4", features = ["std", "sys_rng"] }
+flate2 = "1"
+rand_core = { version = "0.6", features = ["std", "getrandom"] }
+sha2 = "0.10"
+regex-syntax = "0.8"
+
 # Its own workspace: not a member of image-sim's.
 [workspace]
 TOML
 # The workspace's profiles (the last tables of its Cargo.toml): with cargo's defaults every
 # dependency, libtorch's C++ bindings included, would be built a second time with other
-# settings.
+# settings. Out here the workspace's crates are dependencies, which "*" would build at
+# opt-level 3: they get the test profile's level, as `cargo test` built them.
 sed -n '/^\[profile\./,$p' Cargo.toml >> "$work/Cargo.toml"
+for manifest in crates/*/Cargo.toml; do
+    name=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$manifest" | head -n 1)
+    printf '\n[profile.test.package.%s]\nopt-level = 2\n' "$name" >> "$work/Cargo.toml"
+done
 # A tiny random-weight CLIP checkpoint and a few images, made with the project's Python.
 .venv/bin/python - "$work" <<'PY'
 import os, sys
