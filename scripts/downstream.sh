@@ -28,7 +28,9 @@ image-sim = { path = "$root/crates/image-sim" }
 # Not what an application needs: only so that cargo reuses what the test stage built. Each line
 # turns on features that the workspace's own dev-dependencies turn on there; without them these
 # crates resolve with fewer features, and libc's change alone rebuilt every dependency above it,
-# libtorch's C++ bindings included (8.6 minutes on 2 cores).
+# libtorch's C++ bindings included (8.6 minutes on 2 cores). Found, and to be found again when the
+# dependencies change, by comparing the units of `cargo test --workspace --no-run` with this
+# build's (`--unit-graph -Z unstable-options`, RUSTC_BOOTSTRAP=1): features, profile, host/target.
 embed-torch = { path = "$root/crates/embed-torch", features = ["fixtures"] }
 vecindex = { path = "$root/crates/vecindex", features = ["hnsw-rs-compare"] }
 libc = { version = "0.2", features = ["extra_traits"] }
@@ -47,7 +49,8 @@ TOML
 # The workspace's profiles (the last tables of its Cargo.toml): with cargo's defaults every
 # dependency, libtorch's C++ bindings included, would be built a second time with other
 # settings. Out here the workspace's crates are dependencies, which "*" would build at
-# opt-level 3: they get the test profile's level, as `cargo test` built them.
+# opt-level 3: they get the test profile's level, as `cargo test` built them (a crate outside this
+# build's graph, such as disc21-eval, only draws a warning that --quiet leaves out).
 sed -n '/^\[profile\./,$p' Cargo.toml >> "$work/Cargo.toml"
 for manifest in crates/*/Cargo.toml; do
     name=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$manifest" | head -n 1)
