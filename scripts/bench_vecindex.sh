@@ -12,7 +12,10 @@
 #      searches, default 3).
 #      HNSW_SQ=0 to skip HNSW over 8-bit codes (ours against FAISS IndexHNSWFlat and IndexHNSWSQ,
 #      M 32, efConstruction 200: FAISS builds, ours builds, then a search-only pass of each on the
-#      saved indexes, so the searches interleave; SQ_EFS default 16,32,64,128,256).
+#      saved indexes, so the searches interleave; SQ_EFS default 16,32,64,128,256; SQ_RERANK
+#      default 1: re-ranking factors of the search-only pass, e.g. 1,2,4, where each factor
+#      r > 1 re-scores k x r candidates of the 8-bit graph with the f32 rows, FAISS through
+#      IndexRefine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -69,12 +72,13 @@ for d in ${DIMS:-768 512}; do
     SQ_EFS=${SQ_EFS:-16,32,64,128,256}
     for pass in build search; do
       echo "== hnsw-sq d=$d ($pass): faiss, load: $(uptime | sed 's/.*load average: //')"
-      python scripts/bench_vecindex.py hnsw-sq "$dir" --efs "$SQ_EFS" $([ $pass = search ] && echo --search-only)
+      python scripts/bench_vecindex.py hnsw-sq "$dir" --efs "$SQ_EFS" \
+        $([ $pass = search ] && echo --search-only --rerank "${SQ_RERANK:-1}")
       echo "== hnsw-sq d=$d ($pass): vecindex, load: $(uptime | sed 's/.*load average: //')"
       if [ $pass = build ]; then
         KINDS=sq8 EFS=$SQ_EFS SAVE=$dir/ours "$HNSW_SQ_BIN" "$dir"
       else
-        KINDS=sq8 EFS=$SQ_EFS LOAD=$dir/ours "$HNSW_SQ_BIN" "$dir"
+        KINDS=sq8 EFS=$SQ_EFS LOAD=$dir/ours RERANK=${SQ_RERANK:-1} "$HNSW_SQ_BIN" "$dir"
       fi
     done
   fi
