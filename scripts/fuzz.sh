@@ -58,6 +58,12 @@ cargo fuzz build "$profile" -s "$sanitizer" "${features[@]}"
 echo "build: $((SECONDS - start)) s"
 if [ "${FUZZ_BUILD_ONLY:-0}" = 1 ]; then exit 0; fi
 
+# The file targets write their inputs to a file named after the process; libFuzzer exits without
+# running destructors, so they would stay behind in /tmp after every run. A folder per run instead,
+# removed at the end.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+export TMPDIR="$scratch"
 failed=()
 summary=()
 for t in "${targets[@]}"; do
