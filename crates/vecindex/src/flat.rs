@@ -63,7 +63,7 @@ impl Storage {
 }
 
 /// Exact search over all vectors: batched queries go through a multi-threaded matrix product
-/// (the `gemm` crate) followed by a per-query top-k; a single query is scanned directly.
+/// (`gemm`'s f32 kernels) followed by a per-query top-k; a single query is scanned directly.
 ///
 /// Build it with [`FlatIndex::new`] + [`VectorIndex::add`], or load it from a FAISS file
 /// ([`FlatIndex::read_faiss`]) or from this crate's own format ([`FlatIndex::load`]).
@@ -191,34 +191,7 @@ impl FlatIndex {
         let d = self.dim;
         let nq = queries.len() / d;
         let nr = refs.len() / d;
-        out.clear();
-        out.resize(nq * nr, 0.0);
-        // SAFETY: `out` is nq x nr row-major (row stride nr), `queries` nq x d row-major, and
-        // the right-hand side is refs^T (d x nr): element (i, j) = refs[j * d + i], so row stride
-        // 1 and column stride d. All pointers are valid for those extents; `out` does not alias.
-        unsafe {
-            gemm::gemm(
-                nq,
-                nr,
-                d,
-                out.as_mut_ptr(),
-                1,
-                nr as isize,
-                false,
-                queries.as_ptr(),
-                1,
-                d as isize,
-                refs.as_ptr(),
-                d as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(rayon::current_num_threads()),
-            );
-        }
+        crate::matmul::dots(queries, d, nq, refs, d, nr, d, out);
     }
 
     fn search_batch(&self, queries: &[f32], nq: usize, k: usize) -> Vec<Vec<Hit>> {

@@ -12,6 +12,7 @@ mod huge_pages;
 mod ids;
 pub mod ivf;
 pub mod kernels;
+mod matmul;
 pub mod npy;
 mod persist;
 pub mod rerank;

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -23,6 +24,37 @@ fn colour(i: usize) -> RGBColor {
     C[i % C.len()]
 }
 
+/// Draws a `SIZE` picture into memory with `draw` and writes it to `path` as PNG. The PNG is
+/// encoded with the `image` crate the workspace already builds: plotters' own encoder would pull
+/// in a second, older `image` and its codecs.
+fn png(
+    path: &Path,
+    what: &'static str,
+    draw: impl for<'a> FnOnce(DrawingArea<BitMapBackend<'a>, Shift>) -> Result<()>,
+) -> Result<()> {
+    let (w, h) = SIZE;
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
+    draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area())?;
+    image::save_buffer_with_format(
+        path,
+        &rgb,
+        w,
+        h,
+        image::ExtendedColorType::Rgb8,
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| match e {
+        image::ImageError::IoError(source) => ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => ReportError::Draw {
+            what,
+            message: other.to_string(),
+        },
+    })
+}
+
 macro_rules! tryd {
     ($what:expr, $e:expr) => {
         $e.map_err(|e| ReportError::Draw {
@@ -35,7 +67,14 @@ macro_rules! tryd {
 /// Precision–recall curves of all models on one chart.
 pub(super) fn pr_curves(path: &Path, result: &BenchmarkResult) -> Result<()> {
     const W: &str = "pr_curves.png";
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    png(path, W, |root| pr_curves_on(root, result))
+}
+
+fn pr_curves_on(
+    root: DrawingArea<BitMapBackend<'_>, Shift>,
+    result: &BenchmarkResult,
+) -> Result<()> {
+    const W: &str = "pr_curves.png";
     tryd!(W, root.fill(&WHITE));
     let mut chart = tryd!(
         W,
@@ -98,7 +137,22 @@ fn grouped_bars(
     y_max: f64,
     percent: bool,
 ) -> Result<()> {
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    png(path, what, |root| {
+        bars_on(root, what, title, y_desc, groups, values, y_max, percent)
+    })
+}
+
+#[allow(clippy::too_many_arguments)] // `grouped_bars`'s settings, passed on
+fn bars_on(
+    root: DrawingArea<BitMapBackend<'_>, Shift>,
+    what: &'static str,
+    title: &str,
+    y_desc: &str,
+    groups: &[String],
+    values: &[(String, Vec<Option<f64>>)],
+    y_max: f64,
+    percent: bool,
+) -> Result<()> {
     tryd!(what, root.fill(&WHITE));
     let n = groups.len().max(1);
     let mut chart = tryd!(

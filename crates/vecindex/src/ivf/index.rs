@@ -296,7 +296,7 @@ impl IvfPqIndex {
         let block = (1 << 22) / nlist.max(1);
         for q0 in (0..nq).step_by(block.max(1)) {
             let q1 = (q0 + block.max(1)).min(nq);
-            kmeans::dots(
+            crate::matmul::dots(
                 &queries[q0 * d..],
                 d,
                 q1 - q0,

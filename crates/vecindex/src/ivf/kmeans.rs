@@ -1,5 +1,5 @@
 //! k-means as FAISS's `Clustering` runs it, and the nearest-centroid searches built on the same
-//! matrix product: rows against centroids in blocks through the `gemm` crate (multi-threaded),
+//! matrix product: rows against centroids in blocks ([`crate::matmul::dots`], multi-threaded),
 //! then the best per row.
 //!
 //! The algorithm: `k` distinct training points picked at random (seeded) as the first centroids;
@@ -14,68 +14,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::kernels;
+use crate::{kernels, matmul};
 
 /// Rows per block of the assignment's matrix product.
 const BLOCK: usize = 4096;
-
-/// `out[i * nc + j] = x_i · c_j` over `len` floats, for `nx` rows of `x` starting every
-/// `x_stride` floats and `nc` rows of `c` every `c_stride` floats.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn dots(
-    x: &[f32],
-    x_stride: usize,
-    nx: usize,
-    c: &[f32],
-    c_stride: usize,
-    nc: usize,
-    len: usize,
-    out: &mut Vec<f32>,
-) {
-    out.clear();
-    out.resize(nx * nc, 0.0);
-    if nx == 0 || nc == 0 || len == 0 {
-        return;
-    }
-    debug_assert!(x.len() >= (nx - 1) * x_stride + len && c.len() >= (nc - 1) * c_stride + len);
-    let threads = if nx * nc * len > 1 << 20 {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
-    // SAFETY: `out` is nx x nc row-major (row stride nc, column stride 1); the left operand is
-    // x (nx x len, row stride x_stride); the right one c^T (len x nc): element (i, j) =
-    // c[j * c_stride + i], so row stride 1 and column stride c_stride. The slices hold those
-    // extents (checked by the callers' construction, asserted in debug builds); `out` does not
-    // alias them.
-    unsafe {
-        gemm::gemm(
-            nx,
-            nc,
-            len,
-            out.as_mut_ptr(),
-            1,
-            nc as isize,
-            false,
-            x.as_ptr(),
-            1,
-            x_stride as isize,
-            c.as_ptr(),
-            c_stride as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            if threads > 1 {
-                gemm::Parallelism::Rayon(threads)
-            } else {
-                gemm::Parallelism::None
-            },
-        );
-    }
-}
 
 /// Squared norms of `n` rows of `len` floats every `stride`.
 pub(crate) fn norms(x: &[f32], stride: usize, n: usize, len: usize) -> Vec<f32> {
@@ -109,7 +51,7 @@ pub(crate) fn assign(
     let mut buf = Vec::new();
     for r0 in (0..n).step_by(BLOCK) {
         let r1 = (r0 + BLOCK).min(n);
-        dots(
+        matmul::dots(
             &x[r0 * x_stride..],
             x_stride,
             r1 - r0,
