@@ -128,6 +128,17 @@ fn exact_copies_reach_accuracy_one_and_the_cache_is_reused() {
         let len = std::fs::metadata(report.join(f)).unwrap().len();
         assert!(len > 100, "{f} is {len} bytes");
     }
+    // The charts are PNGs of the report's size with something drawn on the white background
+    // (axes, labels, bars), not a blank buffer.
+    for f in ["pr_curves.png", "accuracy.png", "throughput.png"] {
+        let chart = image::open(report.join(f)).unwrap().to_rgb8();
+        assert_eq!(chart.dimensions(), (900, 600), "{f}");
+        let dark = chart
+            .pixels()
+            .filter(|p| p.0.iter().all(|&c| c < 128))
+            .count();
+        assert!(dark > 1_000, "{f}: {dark} dark pixels");
+    }
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["models"][0]["metrics"]["accuracy"], 1.0);
