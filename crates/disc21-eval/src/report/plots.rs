@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -64,55 +65,13 @@ macro_rules! tryd {
     };
 }
 
-/// Precision–recall curves of all models on one chart.
-pub(super) fn pr_curves(path: &Path, result: &BenchmarkResult) -> Result<()> {
-    const W: &str = "pr_curves.png";
-    png(path, W, |root| pr_curves_on(root, result))
-}
-
-fn pr_curves_on(
-    root: DrawingArea<BitMapBackend<'_>, Shift>,
-    result: &BenchmarkResult,
+/// The legend both charts draw: upper right, on a translucent white box.
+fn legend<'a, 'b: 'a>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    what: &'static str,
 ) -> Result<()> {
-    const W: &str = "pr_curves.png";
-    tryd!(W, root.fill(&WHITE));
-    let mut chart = tryd!(
-        W,
-        ChartBuilder::on(&root)
-            .caption(
-                "Precision-recall (pooled predictions, ties pessimistic)",
-                ("sans-serif", 24)
-            )
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..1.0, 0f64..1.02)
-    );
     tryd!(
-        W,
-        chart
-            .configure_mesh()
-            .x_desc("Recall")
-            .y_desc("Precision")
-            .label_style(("sans-serif", 16))
-            .draw()
-    );
-    for (i, m) in result.models.iter().enumerate() {
-        let c = colour(i);
-        let pts = m.metrics.curve.thinned(2000);
-        let label = format!("{} (µAP {:.3})", m.label(), m.metrics.micro_ap);
-        tryd!(
-            W,
-            chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(3)))
-                .map(|s| s.label(label).legend(move |(x, y)| PathElement::new(
-                    vec![(x, y), (x + 24, y)],
-                    c.stroke_width(3)
-                )))
-        );
-    }
-    tryd!(
-        W,
+        what,
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -121,8 +80,53 @@ fn pr_curves_on(
             .border_style(BLACK)
             .draw()
     );
-    tryd!(W, root.present());
     Ok(())
+}
+
+/// Precision–recall curves of all models on one chart.
+pub(super) fn pr_curves(path: &Path, result: &BenchmarkResult) -> Result<()> {
+    const W: &str = "pr_curves.png";
+    png(path, W, |root| {
+        tryd!(W, root.fill(&WHITE));
+        let mut chart = tryd!(
+            W,
+            ChartBuilder::on(&root)
+                .caption(
+                    "Precision-recall (pooled predictions, ties pessimistic)",
+                    ("sans-serif", 24)
+                )
+                .margin(16)
+                .x_label_area_size(48)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0f64..1.0, 0f64..1.02)
+        );
+        tryd!(
+            W,
+            chart
+                .configure_mesh()
+                .x_desc("Recall")
+                .y_desc("Precision")
+                .label_style(("sans-serif", 16))
+                .draw()
+        );
+        for (i, m) in result.models.iter().enumerate() {
+            let c = colour(i);
+            let pts = m.metrics.curve.thinned(2000);
+            let label = format!("{} (µAP {:.3})", m.label(), m.metrics.micro_ap);
+            tryd!(
+                W,
+                chart
+                    .draw_series(LineSeries::new(pts, c.stroke_width(3)))
+                    .map(|s| s.label(label).legend(move |(x, y)| PathElement::new(
+                        vec![(x, y), (x + 24, y)],
+                        c.stroke_width(3)
+                    )))
+            );
+        }
+        legend(&mut chart, W)?;
+        tryd!(W, root.present());
+        Ok(())
+    })
 }
 
 /// Grouped bars: one group per label, one bar per model. `None` values are not drawn.
@@ -138,102 +142,77 @@ fn grouped_bars(
     percent: bool,
 ) -> Result<()> {
     png(path, what, |root| {
-        bars_on(root, what, title, y_desc, groups, values, y_max, percent)
-    })
-}
-
-#[allow(clippy::too_many_arguments)] // `grouped_bars`'s settings, passed on
-fn bars_on(
-    root: DrawingArea<BitMapBackend<'_>, Shift>,
-    what: &'static str,
-    title: &str,
-    y_desc: &str,
-    groups: &[String],
-    values: &[(String, Vec<Option<f64>>)],
-    y_max: f64,
-    percent: bool,
-) -> Result<()> {
-    tryd!(what, root.fill(&WHITE));
-    let n = groups.len().max(1);
-    let mut chart = tryd!(
-        what,
-        ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 24))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..n as f64, 0f64..y_max)
-    );
-    tryd!(
-        what,
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_desc(y_desc)
-            .label_style(("sans-serif", 16))
-            .draw()
-    );
-    let m = values.len().max(1) as f64;
-    let width = 0.8 / m;
-    for (j, (name, vals)) in values.iter().enumerate() {
-        let c = colour(j);
-        let bars: Vec<(f64, f64)> = vals
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| v.map(|v| (i as f64 + 0.1 + j as f64 * width, v)))
-            .collect();
+        tryd!(what, root.fill(&WHITE));
+        let n = groups.len().max(1);
+        let mut chart = tryd!(
+            what,
+            ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 24))
+                .margin(16)
+                .x_label_area_size(48)
+                .y_label_area_size(70)
+                .build_cartesian_2d(0f64..n as f64, 0f64..y_max)
+        );
         tryd!(
             what,
             chart
-                .draw_series(
-                    bars.iter().map(|&(x, v)| Rectangle::new(
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(0)
+                .y_desc(y_desc)
+                .label_style(("sans-serif", 16))
+                .draw()
+        );
+        let m = values.len().max(1) as f64;
+        let width = 0.8 / m;
+        for (j, (name, vals)) in values.iter().enumerate() {
+            let c = colour(j);
+            let bars: Vec<(f64, f64)> = vals
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (i as f64 + 0.1 + j as f64 * width, v)))
+                .collect();
+            tryd!(
+                what,
+                chart
+                    .draw_series(bars.iter().map(|&(x, v)| Rectangle::new(
                         [(x, 0.0), (x + width * 0.95, v)],
                         c.filled()
-                    ))
-                )
-                .map(
-                    |s| s.label(name.clone()).legend(move |(x, y)| Rectangle::new(
-                        [(x, y - 6), (x + 14, y + 6)],
-                        c.filled()
-                    ))
-                )
-        );
-        tryd!(
-            what,
-            chart.draw_series(bars.iter().map(|&(x, v)| {
-                let text = if percent {
-                    format!("{:.1}%", 100.0 * v)
-                } else {
-                    format!("{v:.1}")
-                };
-                Text::new(
-                    text,
-                    (x + width * 0.1, v + y_max * 0.01),
-                    ("sans-serif", 15).into_font(),
-                )
-            }))
-        );
-    }
-    // Group names centred under their bars (drawn by hand: the axis has no tick per group).
-    for (i, g) in groups.iter().enumerate() {
-        let (px, py) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
-        let style =
-            TextStyle::from(("sans-serif", 18).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
-        tryd!(what, root.draw(&Text::new(g.clone(), (px, py + 10), style)));
-    }
-    tryd!(
-        what,
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 18))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-    );
-    tryd!(what, root.present());
-    Ok(())
+                    )))
+                    .map(
+                        |s| s.label(name.clone()).legend(move |(x, y)| Rectangle::new(
+                            [(x, y - 6), (x + 14, y + 6)],
+                            c.filled()
+                        ))
+                    )
+            );
+            tryd!(
+                what,
+                chart.draw_series(bars.iter().map(|&(x, v)| {
+                    let text = if percent {
+                        format!("{:.1}%", 100.0 * v)
+                    } else {
+                        format!("{v:.1}")
+                    };
+                    Text::new(
+                        text,
+                        (x + width * 0.1, v + y_max * 0.01),
+                        ("sans-serif", 15).into_font(),
+                    )
+                }))
+            );
+        }
+        // Group names centred under their bars (drawn by hand: the axis has no tick per group).
+        for (i, g) in groups.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+            let style = TextStyle::from(("sans-serif", 18).into_font())
+                .pos(Pos::new(HPos::Center, VPos::Top));
+            tryd!(what, root.draw(&Text::new(g.clone(), (px, py + 10), style)));
+        }
+        legend(&mut chart, what)?;
+        tryd!(what, root.present());
+        Ok(())
+    })
 }
 
 /// Accuracy, top-3, top-k, µAP, recall@P90 per model.
