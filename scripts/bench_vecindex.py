@@ -159,6 +159,7 @@ def hnsw_sq(a):
     exact_index.add(x)
     _, exact = exact_index.search(q, k)
     efs = [int(e) for e in a.efs.split(",")]
+    sq_index = None
     for name in ["IndexHNSWFlat", "IndexHNSWSQ"]:
         path = os.path.join(out, f"{name}_M{a.m}_efc{a.efc}.faiss")
         if a.search_only:
@@ -180,6 +181,8 @@ def hnsw_sq(a):
               f"efConstruction = {a.efc}, threads = {THREADS}; build {build:.1f} s; "
               f"serialised {mem / 1e6:.1f} MB")
         table(lambda ef: search_faiss(index, q, k, ef), efs, exact, len(q), a.reps)
+        if name == "IndexHNSWSQ":
+            sq_index = index
     # The re-ranked form of the 8-bit graph, as ours is measured: k x factor candidates from the
     # graph (FAISS raises efSearch to at least that), re-scored with the f32 rows.
     flat = None
@@ -187,12 +190,12 @@ def hnsw_sq(a):
         if flat is None:
             flat = faiss.IndexFlatIP(d)
             flat.add(x)
-        refined = faiss.IndexRefine(index, flat)
+        refined = faiss.IndexRefine(sq_index, flat)
         refined.k_factor = factor
         print(f"IndexRefine(IndexHNSWSQ, IndexFlatIP), k_factor = {factor}:")
 
         def search(ef, refined=refined):
-            index.hnsw.efSearch = ef
+            sq_index.hnsw.efSearch = ef
             return refined.search(q, k)[1]
 
         table(search, efs, exact, len(q), a.reps)
