@@ -5,10 +5,12 @@
   hnsw DIR [--m M --efc EFC --efs 16,32,... --reps R --no-hnswlib]
                                                           faiss IndexHNSWFlat and hnswlib: build, recall, QPS
                                                           (best of R timed passes, default 5, as the Rust bench)
-  compressed DIR [--nlist 1024 --m 64 --nprobes 1,2,...,64 --rerank 10 --reps 3 --sq-reps 3]
+  compressed DIR [--nlist 1024 --m 64 --nprobes 1,2,...,64 --rerank 10,100 --reps 3 --sq-reps 3
+                  --no-flat-sq]
                                                           faiss IndexScalarQuantizer (8-bit, fp16; ip, l2) and
                                                           IndexIVFPQ (ip): timings, memory, recall; writes the
-                                                          index files and results to DIR/faiss/ for the Rust side
+                                                          index files and results to DIR/faiss/ for the Rust side;
+                                                          --rerank: IndexRefineFlat k_factors, a column pair each
   hnsw-sq DIR [--m 32 --efc 200 --efs 16,...,256 --reps 3 --search-only --rerank 1]
                                                           faiss IndexHNSWFlat and IndexHNSWSQ (8-bit, ip): build,
                                                           serialised size, recall, QPS; indexes kept in DIR/faiss/
@@ -201,15 +203,10 @@ def hnsw_sq(a):
         table(search, efs, exact, len(q), a.reps)
 
 
-def compressed(a):
-    x = np.load(os.path.join(a.dir, "base.npy"))
-    q = np.load(os.path.join(a.dir, "queries.npy"))
-    n, d = x.shape
-    k = 10
-    out = os.path.join(a.dir, "faiss")
-    os.makedirs(out, exist_ok=True)
-    print(f"faiss {faiss.__version__} compressed: n = {n}, d = {d}, nq = {len(q)}, k = {k}, threads = {THREADS}")
-    print(f"\n| index | metric | train + add | batched search (best of {a.sq_reps}) | queries/s |")
+def flat_sq(x, q, k, reps, out):
+    """IndexScalarQuantizer 8-bit / fp16, ip / l2: build, batched search, files for the Rust side."""
+    d = x.shape[1]
+    print(f"\n| index | metric | train + add | batched search (best of {reps}) | queries/s |")
     print("|---|---|---|---|---|")
     for kname, qt in [("sq8", faiss.ScalarQuantizer.QT_8bit), ("fp16", faiss.ScalarQuantizer.QT_fp16)]:
         for mname, mt in [("ip", faiss.METRIC_INNER_PRODUCT), ("l2", faiss.METRIC_L2)]:
@@ -219,13 +216,25 @@ def compressed(a):
             index.add(x)
             build = time.perf_counter() - t
             best, ids = float("inf"), None
-            for _ in range(a.sq_reps):
+            for _ in range(reps):
                 t = time.perf_counter()
                 _, ids = index.search(q, k)
                 best = min(best, time.perf_counter() - t)
             faiss.write_index(index, os.path.join(out, f"{kname}_{mname}.faiss"))
             ids.astype("<i8").tofile(os.path.join(out, f"{kname}_{mname}.I.i64"))
             print(f"| IndexScalarQuantizer {kname} | {mname} | {build:.2f} s | {best:.3f} s | {len(q) / best:.0f} |")
+
+
+def compressed(a):
+    x = np.load(os.path.join(a.dir, "base.npy"))
+    q = np.load(os.path.join(a.dir, "queries.npy"))
+    n, d = x.shape
+    k = 10
+    out = os.path.join(a.dir, "faiss")
+    os.makedirs(out, exist_ok=True)
+    print(f"faiss {faiss.__version__} compressed: n = {n}, d = {d}, nq = {len(q)}, k = {k}, threads = {THREADS}")
+    if not a.no_flat_sq:
+        flat_sq(x, q, k, a.sq_reps, out)
 
     exact_index = faiss.IndexFlatIP(d)
     exact_index.add(x)
@@ -244,13 +253,16 @@ def compressed(a):
           f"memory {mem / 1e6:.1f} MB = {mem / (4 * n * d):.4f} x f32 ({4 * n * d / 1e6:.1f} MB)")
     faiss.write_index(index, os.path.join(out, "ivfpq.faiss"))
     refine = faiss.IndexRefineFlat(index, faiss.swig_ptr(x))
-    refine.k_factor = a.rerank
-    print(f"| nprobe | recall@10 | queries/s | recall@10 IndexRefineFlat x{a.rerank} | queries/s refined |")
-    print("|---|---|---|---|---|")
+    factors = [int(f) for f in a.rerank.split(",")]
+    header = "".join(f" recall@10 IndexRefineFlat x{f} | queries/s |" for f in factors)
+    print(f"| nprobe | recall@10 | queries/s |{header}")
+    print("|---|---|---|" + "---|---|" * len(factors))
     for nprobe in [int(v) for v in a.nprobes.split(",")]:
         index.nprobe = nprobe
         row = [str(nprobe)]
-        for idx in (index, refine):
+        for idx, factor in [(index, None)] + [(refine, f) for f in factors]:
+            if factor is not None:
+                refine.k_factor = factor
             best, found = float("inf"), None
             for _ in range(a.reps):
                 t = time.perf_counter()
@@ -288,7 +300,8 @@ def main():
     c.add_argument("--nlist", type=int, default=1024)
     c.add_argument("--m", type=int, default=64)
     c.add_argument("--nprobes", default="1,2,4,8,16,32,64")
-    c.add_argument("--rerank", type=int, default=10)
+    c.add_argument("--rerank", default="10")
+    c.add_argument("--no-flat-sq", action="store_true")
     c.add_argument("--reps", type=int, default=3)
     c.add_argument("--sq-reps", type=int, default=3)
     s = sub.add_parser("hnsw-sq")

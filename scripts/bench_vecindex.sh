@@ -8,8 +8,9 @@
 #      HNSWLIB=0 to skip hnswlib, EFS (default 16,32,64,128,256), HNSW=0 to skip HNSW,
 #      COMPRESSED=0 to skip the compressed indexes (flat SQ8/fp16 and IVF-PQ against
 #      IndexScalarQuantizer and IndexIVFPQ; NLIST default 1024, M default 64,
-#      NPROBES default 1,2,4,8,16,32,64, REPS / SQ_REPS timed passes of the IVF / flat SQ
-#      searches, default 3).
+#      NPROBES default 1,2,4,8,16,32,64, RERANK default 10: exact re-ranking factors of the
+#      IVF-PQ search, e.g. 10,50,100, REPS / SQ_REPS timed passes of the IVF / flat SQ
+#      searches, default 3, FLAT_SQ=0 to skip the flat SQ8 / fp16 indexes).
 #      HNSW_SQ=0 to skip HNSW over 8-bit codes (ours against FAISS IndexHNSWFlat and IndexHNSWSQ,
 #      M 32, efConstruction 200: FAISS builds, ours builds, then a search-only pass of each on the
 #      saved indexes, so the searches interleave; SQ_EFS default 16,32,64,128,256; SQ_RERANK
@@ -63,10 +64,11 @@ for d in ${DIMS:-768 512}; do
     # FAISS first: it writes its index files and results to $dir/faiss for the Rust side.
     echo "== compressed d=$d: faiss, load: $(uptime | sed 's/.*load average: //')"
     python scripts/bench_vecindex.py compressed "$dir" --nlist "${NLIST:-1024}" --m "${M:-64}" \
-      --nprobes "${NPROBES:-1,2,4,8,16,32,64}" --reps "${REPS:-3}" --sq-reps "${SQ_REPS:-3}" 2>/dev/null
+      --nprobes "${NPROBES:-1,2,4,8,16,32,64}" --rerank "${RERANK:-10}" --reps "${REPS:-3}" \
+      --sq-reps "${SQ_REPS:-3}" $([ "${FLAT_SQ:-1}" != 0 ] || echo --no-flat-sq) 2>/dev/null
     echo "== compressed d=$d: vecindex, load: $(uptime | sed 's/.*load average: //')"
-    NLIST=${NLIST:-1024} M=${M:-64} NPROBES=${NPROBES:-1,2,4,8,16,32,64} REPS=${REPS:-3} \
-      SQ_REPS=${SQ_REPS:-3} "$COMPRESSED_BIN" "$dir"
+    NLIST=${NLIST:-1024} M=${M:-64} NPROBES=${NPROBES:-1,2,4,8,16,32,64} RERANK=${RERANK:-10} \
+      REPS=${REPS:-3} SQ_REPS=${SQ_REPS:-3} FLAT_SQ=${FLAT_SQ:-1} "$COMPRESSED_BIN" "$dir"
   fi
   if [ "${HNSW_SQ:-1}" != 0 ]; then
     SQ_EFS=${SQ_EFS:-16,32,64,128,256}

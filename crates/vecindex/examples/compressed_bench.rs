@@ -8,8 +8,9 @@
 //!   and queries/s without and with exact re-ranking from the `.npy`.
 //!
 //! `cargo run --release -p vecindex --example compressed_bench -- DIR`
-//! (env: `NLIST` 1024, `M` 64, `NPROBES` "1,2,4,8,16,32,64", `RERANK` 10, `REPS` 3 timed
-//! passes of each IVF search, `SQ_REPS` (default `REPS`) of each flat search).
+//! (env: `NLIST` 1024, `M` 64, `NPROBES` "1,2,4,8,16,32,64", `RERANK` "10": re-ranking
+//! factors, e.g. "10,50,100", each a pair of columns, `REPS` 3 timed passes of each IVF search,
+//! `SQ_REPS` (default `REPS`) of each flat search, `FLAT_SQ=0` to skip the flat indexes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -110,6 +111,23 @@ fn main() {
         vecindex::sq::sq_simd_level()
     );
 
+    if env("FLAT_SQ", 1) != 0 {
+        flat_sq(&base, &queries, &ids, d, k, sq_reps, &faiss_dir);
+    }
+    ivf_pq(&dir, &base, &queries, &ids, d, k, reps);
+}
+
+/// Flat SQ8 / fp16 under both metrics: build, batched search, agreement with FAISS's file.
+fn flat_sq(
+    base: &[f32],
+    queries: &[f32],
+    ids: &[String],
+    d: usize,
+    k: usize,
+    sq_reps: usize,
+    faiss_dir: &Path,
+) {
+    let nq = queries.len() / d;
     println!(
         "\n| index | metric | train + add | batched search (best of {sq_reps}) | queries/s | same ids as FAISS on its file |"
     );
@@ -117,9 +135,9 @@ fn main() {
     for (kind, kname) in [(SqKind::Sq8, "sq8"), (SqKind::Fp16, "fp16")] {
         for (metric, mname) in [(Metric::InnerProduct, "ip"), (Metric::L2, "l2")] {
             let t = Instant::now();
-            let index = FlatSqIndex::build(d, metric, SqOptions { kind }, &ids, &base).unwrap();
+            let index = FlatSqIndex::build(d, metric, SqOptions { kind }, ids, base).unwrap();
             let build = t.elapsed().as_secs_f64();
-            let (secs, _) = best_of(sq_reps, || index.search(&queries, k).unwrap());
+            let (secs, _) = best_of(sq_reps, || index.search(queries, k).unwrap());
             let file = faiss_dir.join(format!("{kname}_{mname}.faiss"));
             let same = match (
                 FlatSqIndex::read_faiss(&file, ReadOptions::default()),
@@ -127,7 +145,7 @@ fn main() {
             ) {
                 (Ok(theirs), Some(fi)) => format!(
                     "{:.4}",
-                    agreement(&theirs.search(&queries, k).unwrap(), &fi, k)
+                    agreement(&theirs.search(queries, k).unwrap(), &fi, k)
                 ),
                 _ => "(no FAISS file)".into(),
             };
@@ -137,11 +155,25 @@ fn main() {
             );
         }
     }
+}
 
+/// IVF-PQ (inner product): train + add, memory, and recall / queries/s per nprobe, plain and
+/// with each re-ranking factor.
+fn ivf_pq(
+    dir: &Path,
+    base: &[f32],
+    queries: &[f32],
+    ids: &[String],
+    d: usize,
+    k: usize,
+    reps: usize,
+) {
+    let (n, nq) = (base.len() / d, queries.len() / d);
+    let faiss_dir = dir.join("faiss");
     let metric = Metric::InnerProduct;
-    let truth = FlatIndex::from_vectors(d, metric, &ids, &base)
+    let truth = FlatIndex::from_vectors(d, metric, ids, base)
         .unwrap()
-        .search(&queries, k)
+        .search(queries, k)
         .unwrap();
     let options = IvfPqOptions {
         nlist: env("NLIST", 1024),
@@ -149,10 +181,10 @@ fn main() {
         ..Default::default()
     };
     let t = Instant::now();
-    let mut ivf = IvfPqIndex::train(d, metric, options, &base).unwrap();
+    let mut ivf = IvfPqIndex::train(d, metric, options, base).unwrap();
     let train = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    ivf.add(&ids, &base).unwrap();
+    ivf.add(ids, base).unwrap();
     let add = t.elapsed().as_secs_f64();
     let mem = ivf.memory_bytes();
     println!(
@@ -166,40 +198,53 @@ fn main() {
     );
     let faiss_ivf =
         IvfPqIndex::read_faiss(&faiss_dir.join("ivfpq.faiss"), ReadOptions::default()).ok();
-    let factor = env("RERANK", 10);
+    let factors: Vec<usize> = std::env::var("RERANK")
+        .unwrap_or_else(|_| "10".into())
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
     let mut reranked = Reranked::new(
         ivf,
         NpyF32::open(&dir.join("base.npy")).unwrap(),
-        RerankOptions { factor },
+        RerankOptions::default(),
     )
     .unwrap();
+    let columns: String = factors
+        .iter()
+        .map(|f| format!(" recall@10 re-ranked x{f} | queries/s |"))
+        .collect();
     println!(
-        "| nprobe | recall@10 | queries/s | recall@10 re-ranked x{factor} | queries/s re-ranked | recall@10 of FAISS's file, searched here |"
+        "| nprobe | recall@10 | queries/s |{columns} recall@10 of FAISS's file, searched here |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|{}---|", "---|---|".repeat(factors.len()));
     let nprobes = std::env::var("NPROBES").unwrap_or_else(|_| "1,2,4,8,16,32,64".into());
     for np in nprobes
         .split(',')
         .map(|s| s.trim().parse::<usize>().unwrap())
     {
         reranked.inner_mut().set_nprobe(np);
-        let (s1, plain) = best_of(reps, || reranked.inner().search(&queries, k).unwrap());
-        let (s2, exact) = best_of(reps, || reranked.search(&queries, k).unwrap());
+        let (s1, plain) = best_of(reps, || reranked.inner().search(queries, k).unwrap());
+        let mut row = format!(
+            "| {np} | {:.4} | {:.0} |",
+            recall(&plain, &truth),
+            nq as f64 / s1
+        );
+        for &factor in &factors {
+            let (secs, exact) = best_of(reps, || {
+                let wide = reranked.inner().search(queries, k * factor).unwrap();
+                reranked.rerank(queries, wide, k)
+            });
+            row += &format!(" {:.4} | {:.0} |", recall(&exact, &truth), nq as f64 / secs);
+        }
         let theirs = faiss_ivf
             .as_ref()
             .map(|f| {
                 format!(
                     "{:.4}",
-                    recall(&f.search_with_nprobe(&queries, k, np).unwrap(), &truth)
+                    recall(&f.search_with_nprobe(queries, k, np).unwrap(), &truth)
                 )
             })
             .unwrap_or_else(|| "-".into());
-        println!(
-            "| {np} | {:.4} | {:.0} | {:.4} | {:.0} | {theirs} |",
-            recall(&plain, &truth),
-            nq as f64 / s1,
-            recall(&exact, &truth),
-            nq as f64 / s2
-        );
+        println!("{row} {theirs} |");
     }
 }

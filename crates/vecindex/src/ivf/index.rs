@@ -275,11 +275,29 @@ impl IvfPqIndex {
         let queries = &*self.metric.prepared(queries, self.dim);
         let nprobe = nprobe.clamp(1, self.nlist());
         let probes = self.coarse(queries, nq, nprobe);
-        Ok(queries
-            .par_chunks_exact(self.dim)
-            .zip(probes.par_iter())
-            .map(|(q, p)| self.scan(q, p, k))
-            .collect())
+        let cnorms = if self.metric == Metric::L2 && self.precomputed.is_empty() {
+            self.pq.centroid_norms()
+        } else {
+            Vec::new()
+        };
+        // Tables for a few queries at a time: their computation then reads the PQ centroids
+        // once per block (see `ip_tables`), and a block's tables still fit the second-level
+        // cache for the scans that follow.
+        const BLOCK: usize = 4;
+        let blocks: Vec<Vec<Vec<Hit>>> = queries
+            .par_chunks(BLOCK * self.dim)
+            .zip(probes.par_chunks(BLOCK))
+            .map(|(qs, ps)| {
+                let mut tables = Vec::new();
+                self.pq.ip_tables(qs, &mut tables);
+                tables
+                    .chunks_exact(self.m() * KSUB)
+                    .zip(ps)
+                    .map(|(qtab, p)| self.scan(qtab, &cnorms, p, k))
+                    .collect()
+            })
+            .collect();
+        Ok(blocks.into_iter().flatten().collect())
     }
 
     /// The `nprobe` best lists of each query, with FAISS's coarse distance (`q·c`, or `|q − c|²`).
@@ -343,33 +361,29 @@ impl IvfPqIndex {
         out
     }
 
-    fn scan(&self, q: &[f32], probes: &[(u32, f32)], k: usize) -> Vec<Hit> {
+    /// The best `k` of the lists `probes` for a query whose inner-product table is `qtab`
+    /// (`cnorms`: the PQ centroids' squared norms where L2 has no precomputed table).
+    fn scan(&self, qtab: &[f32], cnorms: &[f32], probes: &[(u32, f32)], k: usize) -> Vec<Hit> {
         let m = self.m();
-        let mut qtab = Vec::new();
-        self.pq.ip_table(q, &mut qtab);
         let mut top = TopK::new(k);
-        let mut tab = vec![0.0f32; m * KSUB];
+        let mut tab: Vec<f32> = Vec::new();
         let mut ctab: Vec<f32> = Vec::new();
-        let cnorms = if self.metric == Metric::L2 && self.precomputed.is_empty() {
-            self.pq.centroid_norms()
-        } else {
-            Vec::new()
-        };
         for &(list, coarse) in probes {
             let l = &self.lists[list as usize];
             let table: &[f32] = match self.metric {
-                Metric::InnerProduct | Metric::Cosine => &qtab,
+                Metric::InnerProduct | Metric::Cosine => qtab,
                 Metric::L2 => {
                     let li = list as usize;
+                    tab.resize(m * KSUB, 0.0);
                     if self.precomputed.is_empty() {
                         let c = &self.centroids[li * self.dim..(li + 1) * self.dim];
                         self.pq.ip_table(c, &mut ctab);
-                        for (((t, ip), n), q) in tab.iter_mut().zip(&ctab).zip(&cnorms).zip(&qtab) {
+                        for (((t, ip), n), q) in tab.iter_mut().zip(&ctab).zip(cnorms).zip(qtab) {
                             *t = n + 2.0 * ip - 2.0 * q;
                         }
                     } else {
                         let pre = &self.precomputed[li * m * KSUB..(li + 1) * m * KSUB];
-                        for ((t, p), q) in tab.iter_mut().zip(pre).zip(&qtab) {
+                        for ((t, p), q) in tab.iter_mut().zip(pre).zip(qtab) {
                             *t = p - 2.0 * q;
                         }
                     }
