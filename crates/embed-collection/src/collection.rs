@@ -71,6 +71,8 @@ pub struct Collection {
     index: LoadedIndex,
     by_path: OnceLock<HashMap<String, usize>>,
     by_id: OnceLock<HashMap<String, usize>>,
+    /// Exact re-ranking: the factor and the shards' rows (see [`Collection::set_rerank`]).
+    rerank: Option<(usize, npy::RowReader)>,
 }
 
 impl Collection {
@@ -256,6 +258,7 @@ impl Collection {
             index,
             by_path: OnceLock::new(),
             by_id: OnceLock::new(),
+            rerank: None,
         })
     }
 
@@ -342,6 +345,31 @@ impl Collection {
         self.index.set_nprobe(nprobe);
     }
 
+    /// Re-ranks searches exactly: the index returns `k × factor` candidates, each is scored
+    /// with its stored vector (read from the shards, one row at a time) and the best `k` are
+    /// kept, so scores are those of exact search. For the compressed kinds (`sq8`, `f16`,
+    /// `hnsw-sq8`, `ivfpq`), whose own scores are approximate; `factor` 0 or 1 turns it off.
+    /// Fails if a shard cannot be opened.
+    pub fn set_rerank(&mut self, factor: usize) -> Result<()> {
+        self.rerank = if factor > 1 {
+            let paths: Vec<PathBuf> = self
+                .manifest
+                .shards
+                .iter()
+                .map(|s| self.dir.join(&s.embeddings))
+                .collect();
+            Some((factor, npy::RowReader::open(&paths)?))
+        } else {
+            None
+        };
+        Ok(())
+    }
+
+    /// The re-ranking factor (1: off).
+    pub fn rerank_factor(&self) -> usize {
+        self.rerank.as_ref().map_or(1, |(factor, _)| *factor)
+    }
+
     /// The `k` rows most similar to `query` (normalised first, as the rows are), best first.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<SearchHit<'_>>> {
         let mut all = self.search_batch(query, k)?;
@@ -370,7 +398,16 @@ impl Collection {
             }
             unit.extend(q.iter().map(|&x| (f64::from(x) / norm) as f32));
         }
-        let hits = self.index.as_dyn().search(&unit, k)?;
+        let index = self.index.as_dyn();
+        let hits = match &self.rerank {
+            None => index.search(&unit, k)?,
+            Some((factor, rows)) => {
+                let candidates = index.search(&unit, k.saturating_mul(*factor))?;
+                vecindex::rerank::rescore(index.metric(), dim, &unit, candidates, k, |row, v| {
+                    rows.read(row, v)
+                })?
+            }
+        };
         hits.into_iter()
             .map(|list| {
                 list.into_iter()

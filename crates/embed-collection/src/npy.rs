@@ -275,6 +275,79 @@ pub(crate) fn for_each_block(
     Ok(())
 }
 
+/// Reads single rows of a collection's shards, widened to f32: the exact vectors that
+/// re-ranking scores a compressed index's candidates with. Each row is one positioned read of
+/// `dim` values, so the shards are never loaded whole and the reads may run in parallel.
+#[derive(Debug)]
+pub(crate) struct RowReader {
+    /// Per shard: its path, the open file, its header and its first row in the collection.
+    shards: Vec<(PathBuf, File, NpyInfo, usize)>,
+    rows: usize,
+}
+
+impl RowReader {
+    /// Opens the shards `paths`, in row order.
+    pub(crate) fn open(paths: &[PathBuf]) -> Result<Self> {
+        let mut shards = Vec::with_capacity(paths.len());
+        let mut rows = 0;
+        for path in paths {
+            let info = read_info(path)?;
+            let file = File::open(path).map_err(io_err(path))?;
+            shards.push((path.clone(), file, info, rows));
+            rows += info.rows;
+        }
+        Ok(Self { shards, rows })
+    }
+
+    /// Row `row` of the collection into `out` (`dim` floats).
+    pub(crate) fn read(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        if row >= self.rows {
+            return Err(crate::error::Error::Invalid(format!(
+                "row {row} of {} vectors",
+                self.rows
+            )));
+        }
+        let at = self.shards.partition_point(|s| s.3 <= row) - 1;
+        let (path, file, info, first) = &self.shards[at];
+        let size = info.dtype.size();
+        let mut bytes = vec![0u8; info.dim * size];
+        let offset = info.data_offset + ((row - first) * info.dim * size) as u64;
+        read_exact_at(file, &mut bytes, offset).map_err(io_err(path))?;
+        match info.dtype {
+            Dtype::F32 => {
+                for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            Dtype::F16 => {
+                for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *o = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -303,6 +376,31 @@ mod tests {
             .unwrap();
             assert_eq!(all, [0.5, -1.0, 0.25, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         }
+    }
+
+    /// Single rows read across two shards (f32 and f16) equal the rows streamed in blocks, and
+    /// a row past the end is an error.
+    #[test]
+    fn rows_read_one_at_a_time_across_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        let mut want = Vec::new();
+        for (i, dtype) in [Dtype::F32, Dtype::F16].into_iter().enumerate() {
+            let path = dir.path().join(format!("{i}.npy"));
+            let mut w = NpyWriter::create(&path, dtype, 2).unwrap();
+            let rows: Vec<f32> = (0..6).map(|v| (v + 10 * i) as f32 * 0.5).collect();
+            w.push(&rows).unwrap();
+            w.finish().unwrap();
+            want.extend(rows.iter().map(|&v| dtype.round(v)));
+            paths.push(path);
+        }
+        let reader = RowReader::open(&paths).unwrap();
+        let mut out = [0.0f32; 2];
+        for row in 0..6 {
+            reader.read(row, &mut out).unwrap();
+            assert_eq!(out, want[row * 2..row * 2 + 2], "row {row}");
+        }
+        assert!(reader.read(6, &mut out).is_err());
     }
 
     /// A truncated shard is refused with its name and the size it should have.

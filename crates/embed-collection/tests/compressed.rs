@@ -156,3 +156,64 @@ fn finishing_an_hnsw_collection_reports_its_progress() {
         .unwrap();
     assert_eq!(*last.lock().unwrap(), (50, 50));
 }
+
+/// With exact re-ranking every compressed kind returns the rows and scores of an exact (flat)
+/// collection of the same vectors, in both shard dtypes (the rows are read across three
+/// shards); factor 1 turns it off again.
+#[test]
+fn reranked_searches_equal_exact_search() {
+    let (n, k) = (300, 5);
+    let queries = vectors(20, DIM, 9);
+    for dtype in [Dtype::F32, Dtype::F16] {
+        let flat_dir = tempfile::tempdir().unwrap();
+        build(
+            flat_dir.path(),
+            info(DIM, IndexSpec::Flat, dtype),
+            n,
+            3,
+            128,
+        );
+        let exact = Collection::open(flat_dir.path())
+            .unwrap()
+            .search_batch(&queries, k)
+            .unwrap()
+            .iter()
+            .map(|hits| hits.iter().map(|h| (h.row, h.score)).collect::<Vec<_>>())
+            .collect::<Vec<_>>();
+        for spec in specs() {
+            let dir = tempfile::tempdir().unwrap();
+            build(dir.path(), info(DIM, spec, dtype), n, 3, 128);
+            let mut c = Collection::open(dir.path()).unwrap();
+            let plain = c.search_batch(&queries, k).unwrap();
+            let plain: Vec<Vec<(usize, f32)>> = plain
+                .iter()
+                .map(|hits| hits.iter().map(|h| (h.row, h.score)).collect())
+                .collect();
+            c.set_rerank(30).unwrap();
+            assert_eq!(c.rerank_factor(), 30);
+            let reranked = c.search_batch(&queries, k).unwrap();
+            for (q, (got, want)) in reranked.iter().zip(&exact).enumerate() {
+                let rows: Vec<usize> = got.iter().map(|h| h.row).collect();
+                let want_rows: Vec<usize> = want.iter().map(|h| h.0).collect();
+                assert_eq!(rows, want_rows, "{spec:?} {dtype}: query {q}");
+                for (h, w) in got.iter().zip(want) {
+                    assert!(
+                        (h.score - w.1).abs() < 1e-5,
+                        "{spec:?} {dtype}: {} vs {}",
+                        h.score,
+                        w.1
+                    );
+                }
+            }
+            c.set_rerank(1).unwrap();
+            assert_eq!(c.rerank_factor(), 1);
+            let again: Vec<Vec<(usize, f32)>> = c
+                .search_batch(&queries, k)
+                .unwrap()
+                .iter()
+                .map(|hits| hits.iter().map(|h| (h.row, h.score)).collect())
+                .collect();
+            assert_eq!(again, plain, "{spec:?} {dtype}: factor 1");
+        }
+    }
+}

@@ -25,6 +25,8 @@ pub struct CollectionSpec {
     pub embedder: EmbedderFactory,
     /// The HNSW candidate list size for searches (`None`: the collection's own).
     pub ef_search: Option<usize>,
+    /// Exact re-ranking factor for searches (see `Collection::set_rerank`; `None`: off).
+    pub rerank: Option<usize>,
 }
 
 impl CollectionSpec {
@@ -38,6 +40,7 @@ impl CollectionSpec {
             image_root: None,
             embedder,
             ef_search: None,
+            rerank: None,
         })
     }
 
@@ -56,6 +59,7 @@ impl std::fmt::Debug for CollectionSpec {
             .field("dir", &self.dir)
             .field("image_root", &self.image_root)
             .field("ef_search", &self.ef_search)
+            .field("rerank", &self.rerank)
             .finish_non_exhaustive()
     }
 }

@@ -206,7 +206,7 @@ pub(crate) async fn add_image(
             };
             w.push_batch(&[row], &vector)?;
             w.finish()?;
-            open_collection(&s.dir, &config, s.ef_search)
+            open_collection(&s.dir, &config, s.ef_search, s.rerank)
         };
         match commit() {
             Ok(c) => {

@@ -21,6 +21,7 @@ pub(crate) struct Served {
     pub(crate) dir: PathBuf,
     pub(crate) image_root: Option<PathBuf>,
     pub(crate) ef_search: Option<usize>,
+    pub(crate) rerank: Option<usize>,
     collection: RwLock<Arc<Collection>>,
     pub(crate) info: CollectionInfo,
     pub(crate) worker: ModelWorker,
@@ -181,12 +182,13 @@ impl App {
 impl Served {
     fn open(spec: CollectionSpec, config: &ServeConfig) -> Result<Self> {
         let name = spec.name.clone();
-        let collection = open_collection(&spec.dir, config, spec.ef_search).map_err(|source| {
-            Error::Collection {
-                name: name.clone(),
-                source,
-            }
-        })?;
+        let collection =
+            open_collection(&spec.dir, config, spec.ef_search, spec.rerank).map_err(|source| {
+                Error::Collection {
+                    name: name.clone(),
+                    source,
+                }
+            })?;
         let info = collection.info().map_err(|source| Error::Collection {
             name: name.clone(),
             source,
@@ -234,6 +236,7 @@ impl Served {
             dir: spec.dir,
             image_root: spec.image_root,
             ef_search: spec.ef_search,
+            rerank: spec.rerank,
             collection: RwLock::new(Arc::new(collection)),
             info,
             worker,
@@ -341,11 +344,12 @@ impl Served {
     }
 }
 
-/// Opens a collection with the configured verification and search setting.
+/// Opens a collection with the configured verification and search settings.
 pub(crate) fn open_collection(
     dir: &Path,
     config: &ServeConfig,
     ef_search: Option<usize>,
+    rerank: Option<usize>,
 ) -> embed_collection::Result<Collection> {
     let mut c = Collection::open_with(
         dir,
@@ -356,6 +360,9 @@ pub(crate) fn open_collection(
     )?;
     if let Some(ef) = ef_search {
         c.set_ef_search(ef)?;
+    }
+    if let Some(factor) = rerank {
+        c.set_rerank(factor)?;
     }
     Ok(c)
 }

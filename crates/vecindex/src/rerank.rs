@@ -2,6 +2,8 @@
 //! score each with its full-precision vector read from a memory-mapped `.npy` (row = the
 //! index's row), keep the best `k`.
 
+use std::convert::Infallible;
+
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -81,30 +83,55 @@ impl<I: VectorIndex> Reranked<I> {
 
     /// Re-scores candidate lists (one per query) exactly and keeps the best `k` of each.
     pub fn rerank(&self, queries: &[f32], candidates: Vec<Vec<Hit>>, k: usize) -> Vec<Vec<Hit>> {
-        let d = self.index.dim();
-        let metric: Metric = self.index.metric();
         let vectors = &self.vectors;
-        queries
-            .par_chunks_exact(d)
-            .zip(candidates)
-            .map(|(q, cands)| {
-                let mut v = vec![0.0; d];
-                let mut hits: Vec<Hit> = cands
-                    .into_iter()
-                    .map(|h| {
-                        vectors.row_into(h.row, &mut v);
-                        Hit {
-                            row: h.row,
-                            score: metric.score(q, &v) + 0.0,
-                        }
-                    })
-                    .collect();
-                hits.sort_unstable_by(best_first);
-                hits.truncate(k);
-                hits
-            })
-            .collect()
+        let exact = rescore(
+            self.index.metric(),
+            self.index.dim(),
+            queries,
+            candidates,
+            k,
+            |row, v| {
+                vectors.row_into(row, v);
+                Ok::<(), Infallible>(())
+            },
+        );
+        match exact {
+            Ok(hits) => hits,
+        }
     }
+}
+
+/// Re-scores candidate lists (one per query of the row-major `queries`) with the exact vectors
+/// `row_into(row, out)` reads (`dim` floats) and keeps the best `k` of each, best first. For
+/// vectors kept elsewhere than one `.npy` (a collection's shards); [`Reranked`] uses it with
+/// its memory-mapped file. The first error a read returns is returned.
+pub fn rescore<E: Send>(
+    metric: Metric,
+    dim: usize,
+    queries: &[f32],
+    candidates: Vec<Vec<Hit>>,
+    k: usize,
+    row_into: impl Fn(usize, &mut [f32]) -> std::result::Result<(), E> + Sync,
+) -> std::result::Result<Vec<Vec<Hit>>, E> {
+    queries
+        .par_chunks_exact(dim)
+        .zip(candidates)
+        .map(|(q, cands)| {
+            let mut v = vec![0.0; dim];
+            let mut hits = Vec::with_capacity(cands.len());
+            for h in cands {
+                row_into(h.row, &mut v)?;
+                hits.push(Hit {
+                    row: h.row,
+                    // + 0.0 turns −0.0 into 0.0, as the flat index's scores are.
+                    score: metric.score(q, &v) + 0.0,
+                });
+            }
+            hits.sort_unstable_by(best_first);
+            hits.truncate(k);
+            Ok(hits)
+        })
+        .collect()
 }
 
 impl<I: VectorIndex> VectorIndex for Reranked<I> {

@@ -29,6 +29,10 @@ pub struct Args {
     /// HNSW candidate list size while searching (default: the collection's).
     #[arg(long, value_parser = crate::cli::hnsw_ef)]
     pub ef_search: Option<usize>,
+    /// Re-rank exactly: fetch k × R candidates from the index and score them with the stored
+    /// vectors, so similarities are exact (for compressed indexes: sq8, f16, hnsw-sq8, ivfpq).
+    #[arg(long, value_parser = crate::cli::at_least_one)]
+    pub rerank: Option<usize>,
 }
 
 #[cfg(feature = "torch")]
@@ -69,6 +73,9 @@ mod command {
         let mut collection = Collection::open(&args.collection)?;
         if let Some(ef) = args.ef_search {
             collection.set_ef_search(ef)?;
+        }
+        if let Some(factor) = args.rerank {
+            collection.set_rerank(factor)?;
         }
         let manifest = collection.manifest();
         let record = ModelRecord::of(manifest, collection.dir())?;

@@ -184,3 +184,35 @@ impl ProductQuantizer {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Tables computed five vectors at a time are, vector by vector, `x_s · centroid(s, j)`.
+    #[test]
+    fn ip_tables_of_a_block_are_each_vectors_dot_products() {
+        let (d, m, n) = (24, 4, 5);
+        let value = |i: usize| ((i * 7919 % 1009) as f32 / 1009.0) - 0.5;
+        let pq =
+            ProductQuantizer::from_centroids(d, m, (0..d * KSUB).map(value).collect()).unwrap();
+        let xs: Vec<f32> = (0..n * d).map(|i| value(i + 31)).collect();
+        let mut tables = Vec::new();
+        pq.ip_tables(&xs, &mut tables);
+        assert_eq!(tables.len(), n * m * KSUB);
+        for (x, table) in xs.chunks_exact(d).zip(tables.chunks_exact(m * KSUB)) {
+            for s in 0..m {
+                for j in 0..KSUB {
+                    let want: f32 = x[s * pq.dsub..(s + 1) * pq.dsub]
+                        .iter()
+                        .zip(pq.centroid(s, j))
+                        .map(|(a, b)| a * b)
+                        .sum();
+                    let got = table[s * KSUB + j];
+                    assert!((got - want).abs() <= 1e-5, "s {s} j {j}: {got} vs {want}");
+                }
+            }
+        }
+    }
+}

@@ -92,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         spec.name = name.clone();
         spec.image_root = images.get(name).map(Into::into);
         spec.ef_search = args.ef_search;
+        spec.rerank = args.rerank;
         specs.push(spec);
     }
     let addr = format!("{}:{}", args.host, args.port);

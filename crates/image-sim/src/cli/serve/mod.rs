@@ -74,6 +74,10 @@ pub struct Args {
     /// HNSW candidate list size for searches (default: each collection's).
     #[arg(long)]
     pub ef_search: Option<usize>,
+    /// Re-rank each search exactly: fetch k × R candidates from the index and score them with
+    /// the stored vectors (for compressed indexes: sq8, f16, hnsw-sq8, ivfpq).
+    #[arg(long, value_parser = crate::cli::at_least_one)]
+    pub rerank: Option<usize>,
     /// Check sizes and headers only when opening (not every byte's checksum): for large
     /// collections.
     #[arg(long)]
