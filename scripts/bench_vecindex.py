@@ -6,11 +6,12 @@
                                                           faiss IndexHNSWFlat and hnswlib: build, recall, QPS
                                                           (best of R timed passes, default 5, as the Rust bench)
   compressed DIR [--nlist 1024 --m 64 --nprobes 1,2,...,64 --rerank 10,100 --reps 3 --sq-reps 3
-                  --no-flat-sq]
+                  --no-flat-sq --search-only]
                                                           faiss IndexScalarQuantizer (8-bit, fp16; ip, l2) and
                                                           IndexIVFPQ (ip): timings, memory, recall; writes the
                                                           index files and results to DIR/faiss/ for the Rust side;
-                                                          --rerank: IndexRefineFlat k_factors, a column pair each
+                                                          --rerank: IndexRefineFlat k_factors, a column pair each;
+                                                          --search-only: IVF-PQ searches on the saved ivfpq.faiss
   hnsw-sq DIR [--m 32 --efc 200 --efs 16,...,256 --reps 3 --search-only --rerank 1]
                                                           faiss IndexHNSWFlat and IndexHNSWSQ (8-bit, ip): build,
                                                           serialised size, recall, QPS; indexes kept in DIR/faiss/
@@ -233,25 +234,29 @@ def compressed(a):
     out = os.path.join(a.dir, "faiss")
     os.makedirs(out, exist_ok=True)
     print(f"faiss {faiss.__version__} compressed: n = {n}, d = {d}, nq = {len(q)}, k = {k}, threads = {THREADS}")
-    if not a.no_flat_sq:
+    if not (a.no_flat_sq or a.search_only):
         flat_sq(x, q, k, a.sq_reps, out)
 
     exact_index = faiss.IndexFlatIP(d)
     exact_index.add(x)
     _, exact = exact_index.search(q, k)
-    quantizer = faiss.IndexFlatIP(d)
-    index = faiss.IndexIVFPQ(quantizer, d, a.nlist, a.m, 8, faiss.METRIC_INNER_PRODUCT)
-    t = time.perf_counter()
-    index.train(x)
-    train = time.perf_counter() - t
-    t = time.perf_counter()
-    index.add(x)
-    add = time.perf_counter() - t
-    # Codes + 8-byte ids + coarse and PQ centroids + precomputed table (none for inner product).
-    mem = n * (a.m + 8) + 4 * (a.nlist * d + d * 256) + 4 * index.precomputed_table.size()
-    print(f"\nIndexIVFPQ IVF{a.nlist},PQ{a.m} ip: train {train:.2f} s, add {add:.2f} s (total {train + add:.2f} s); "
-          f"memory {mem / 1e6:.1f} MB = {mem / (4 * n * d):.4f} x f32 ({4 * n * d / 1e6:.1f} MB)")
-    faiss.write_index(index, os.path.join(out, "ivfpq.faiss"))
+    if a.search_only:
+        index = faiss.read_index(os.path.join(out, "ivfpq.faiss"))
+        print(f"\nIndexIVFPQ read from {out}/ivfpq.faiss: nlist {index.nlist}, m {index.pq.M}")
+    else:
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFPQ(quantizer, d, a.nlist, a.m, 8, faiss.METRIC_INNER_PRODUCT)
+        t = time.perf_counter()
+        index.train(x)
+        train = time.perf_counter() - t
+        t = time.perf_counter()
+        index.add(x)
+        add = time.perf_counter() - t
+        # Codes + 8-byte ids + coarse and PQ centroids + precomputed table (none for inner product).
+        mem = n * (a.m + 8) + 4 * (a.nlist * d + d * 256) + 4 * index.precomputed_table.size()
+        print(f"\nIndexIVFPQ IVF{a.nlist},PQ{a.m} ip: train {train:.2f} s, add {add:.2f} s (total {train + add:.2f} s); "
+              f"memory {mem / 1e6:.1f} MB = {mem / (4 * n * d):.4f} x f32 ({4 * n * d / 1e6:.1f} MB)")
+        faiss.write_index(index, os.path.join(out, "ivfpq.faiss"))
     refine = faiss.IndexRefineFlat(index, faiss.swig_ptr(x))
     factors = [int(f) for f in a.rerank.split(",")]
     header = "".join(f" recall@10 IndexRefineFlat x{f} | queries/s |" for f in factors)
@@ -302,6 +307,7 @@ def main():
     c.add_argument("--nprobes", default="1,2,4,8,16,32,64")
     c.add_argument("--rerank", default="10")
     c.add_argument("--no-flat-sq", action="store_true")
+    c.add_argument("--search-only", action="store_true")
     c.add_argument("--reps", type=int, default=3)
     c.add_argument("--sq-reps", type=int, default=3)
     s = sub.add_parser("hnsw-sq")

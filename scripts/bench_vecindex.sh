@@ -10,7 +10,9 @@
 #      IndexScalarQuantizer and IndexIVFPQ; NLIST default 1024, M default 64,
 #      NPROBES default 1,2,4,8,16,32,64, RERANK default 10: exact re-ranking factors of the
 #      IVF-PQ search, e.g. 10,50,100, REPS / SQ_REPS timed passes of the IVF / flat SQ
-#      searches, default 3, FLAT_SQ=0 to skip the flat SQ8 / fp16 indexes).
+#      searches, default 3, FLAT_SQ=0 to skip the flat SQ8 / fp16 indexes; IVF_SEARCH_ROUNDS
+#      default 0: search-only rounds of FAISS and ours in turn on the saved IVF-PQ indexes,
+#      COMPRESSED=search for only those rounds).
 #      HNSW_SQ=0 to skip HNSW over 8-bit codes (ours against FAISS IndexHNSWFlat and IndexHNSWSQ,
 #      M 32, efConstruction 200: FAISS builds, ours builds, then a search-only pass of each on the
 #      saved indexes, so the searches interleave; SQ_EFS default 16,32,64,128,256; SQ_RERANK
@@ -25,6 +27,10 @@ DATA=${1:-target/bench-data/vecindex}
 N=${N:-100000}
 EFS=${EFS:-16,32,64,128,256}
 export RAYON_NUM_THREADS=$THREADS FAISS_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
+# CPU time the host took from this VM since the start (/proc/stat's steal column, 1/100 s):
+# a round that lost much of it is not comparable.
+STEAL0=$(awk '/^cpu /{print $9}' /proc/stat)
+steal() { awk -v s0="$STEAL0" '/^cpu /{printf "%.1f s", ($9 - s0) / 100}' /proc/stat; }
 echo "== $(date -u '+%F %H:%M') UTC $(uname -m), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), threads = $THREADS"
 # Build first, then run the binaries directly so the cargo lock is not held while measuring.
 bench_bin() {
@@ -61,14 +67,26 @@ for d in ${DIMS:-768 512}; do
     python scripts/bench_vecindex.py hnsw "$dir" --efs "$EFS" $([ "${HNSWLIB:-1}" != 0 ] || echo --no-hnswlib)
   fi
   if [ "${COMPRESSED:-1}" != 0 ]; then
-    # FAISS first: it writes its index files and results to $dir/faiss for the Rust side.
-    echo "== compressed d=$d: faiss, load: $(uptime | sed 's/.*load average: //')"
-    python scripts/bench_vecindex.py compressed "$dir" --nlist "${NLIST:-1024}" --m "${M:-64}" \
-      --nprobes "${NPROBES:-1,2,4,8,16,32,64}" --rerank "${RERANK:-10}" --reps "${REPS:-3}" \
-      --sq-reps "${SQ_REPS:-3}" $([ "${FLAT_SQ:-1}" != 0 ] || echo --no-flat-sq) 2>/dev/null
-    echo "== compressed d=$d: vecindex, load: $(uptime | sed 's/.*load average: //')"
-    NLIST=${NLIST:-1024} M=${M:-64} NPROBES=${NPROBES:-1,2,4,8,16,32,64} RERANK=${RERANK:-10} \
-      REPS=${REPS:-3} SQ_REPS=${SQ_REPS:-3} FLAT_SQ=${FLAT_SQ:-1} "$COMPRESSED_BIN" "$dir"
+    ivf_env=(NLIST=${NLIST:-1024} M=${M:-64} NPROBES=${NPROBES:-1,2,4,8,16,32,64}
+             RERANK=${RERANK:-10} REPS=${REPS:-3} SQ_REPS=${SQ_REPS:-3} FLAT_SQ=${FLAT_SQ:-1})
+    ivf_args=(--nlist "${NLIST:-1024}" --m "${M:-64}" --nprobes "${NPROBES:-1,2,4,8,16,32,64}"
+              --rerank "${RERANK:-10}" --reps "${REPS:-3}" --sq-reps "${SQ_REPS:-3}")
+    if [ "${COMPRESSED:-1}" != search ]; then
+      # FAISS first: it writes its index files and results to $dir/faiss for the Rust side.
+      echo "== compressed d=$d: faiss, load: $(uptime | sed 's/.*load average: //')"
+      python scripts/bench_vecindex.py compressed "$dir" "${ivf_args[@]}" \
+        $([ "${FLAT_SQ:-1}" != 0 ] || echo --no-flat-sq) 2>/dev/null
+      echo "== compressed d=$d: vecindex, load: $(uptime | sed 's/.*load average: //')"
+      env "${ivf_env[@]}" "$COMPRESSED_BIN" "$dir"
+    fi
+    # Search-only rounds on the saved IVF-PQ indexes, FAISS and ours in turn.
+    for round in $(seq "${IVF_SEARCH_ROUNDS:-0}"); do
+      echo "== ivf-pq d=$d search round $round: faiss, load: $(uptime | sed 's/.*load average: //'), host steal since the start: $(steal)"
+      python scripts/bench_vecindex.py compressed "$dir" "${ivf_args[@]}" --search-only 2>/dev/null
+      echo "== ivf-pq d=$d search round $round: vecindex, load: $(uptime | sed 's/.*load average: //'), host steal since the start: $(steal)"
+      env "${ivf_env[@]}" SEARCH_ONLY=1 "$COMPRESSED_BIN" "$dir"
+    done
+    echo "== host steal since the start: $(steal)"
   fi
   if [ "${HNSW_SQ:-1}" != 0 ]; then
     SQ_EFS=${SQ_EFS:-16,32,64,128,256}

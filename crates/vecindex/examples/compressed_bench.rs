@@ -5,7 +5,9 @@
 //! - flat SQ8 / fp16, inner product and L2: train + add time, batched search time of all
 //!   queries (best of `SQ_REPS`), and agreement with FAISS's results on FAISS's own file;
 //! - IVF-PQ (inner product): train + add time, memory against f32, and per nprobe recall@10
-//!   and queries/s without and with exact re-ranking from the `.npy`.
+//!   and queries/s without and with exact re-ranking from the `.npy`. The index is saved to
+//!   `DIR/ours/ivfpq.faiss`; `SEARCH_ONLY=1` reads it back and runs only the searches (to
+//!   interleave search passes with FAISS's `compressed --search-only`).
 //!
 //! `cargo run --release -p vecindex --example compressed_bench -- DIR`
 //! (env: `NLIST` 1024, `M` 64, `NPROBES` "1,2,4,8,16,32,64", `RERANK` "10": re-ranking
@@ -97,7 +99,6 @@ fn main() {
             .nth(1)
             .expect("usage: compressed_bench DIR"),
     );
-    let faiss_dir = dir.join("faiss");
     let (base, n, d) = load(&dir.join("base.npy"));
     let (queries, nq, _) = load(&dir.join("queries.npy"));
     let k = 10;
@@ -111,23 +112,43 @@ fn main() {
         vecindex::sq::sq_simd_level()
     );
 
-    if env("FLAT_SQ", 1) != 0 {
-        flat_sq(&base, &queries, &ids, d, k, sq_reps, &faiss_dir);
+    let data = Data {
+        dir: &dir,
+        base: &base,
+        queries: &queries,
+        ids: &ids,
+        d,
+        k,
+    };
+    let search_only = env("SEARCH_ONLY", 0) != 0;
+    if env("FLAT_SQ", 1) != 0 && !search_only {
+        flat_sq(&data, sq_reps);
     }
-    ivf_pq(&dir, &base, &queries, &ids, d, k, reps);
+    ivf_pq(&data, reps, search_only);
+}
+
+/// The data set and the search settings both parts share.
+struct Data<'a> {
+    dir: &'a Path,
+    base: &'a [f32],
+    queries: &'a [f32],
+    ids: &'a [String],
+    d: usize,
+    k: usize,
 }
 
 /// Flat SQ8 / fp16 under both metrics: build, batched search, agreement with FAISS's file.
-fn flat_sq(
-    base: &[f32],
-    queries: &[f32],
-    ids: &[String],
-    d: usize,
-    k: usize,
-    sq_reps: usize,
-    faiss_dir: &Path,
-) {
+fn flat_sq(data: &Data, sq_reps: usize) {
+    let Data {
+        base,
+        queries,
+        ids,
+        d,
+        k,
+        ..
+    } = *data;
     let nq = queries.len() / d;
+    let faiss_dir = data.dir.join("faiss");
     println!(
         "\n| index | metric | train + add | batched search (best of {sq_reps}) | queries/s | same ids as FAISS on its file |"
     );
@@ -159,15 +180,15 @@ fn flat_sq(
 
 /// IVF-PQ (inner product): train + add, memory, and recall / queries/s per nprobe, plain and
 /// with each re-ranking factor.
-fn ivf_pq(
-    dir: &Path,
-    base: &[f32],
-    queries: &[f32],
-    ids: &[String],
-    d: usize,
-    k: usize,
-    reps: usize,
-) {
+fn ivf_pq(data: &Data, reps: usize, search_only: bool) {
+    let Data {
+        dir,
+        base,
+        queries,
+        ids,
+        d,
+        k,
+    } = *data;
     let (n, nq) = (base.len() / d, queries.len() / d);
     let faiss_dir = dir.join("faiss");
     let metric = Metric::InnerProduct;
@@ -175,27 +196,42 @@ fn ivf_pq(
         .unwrap()
         .search(queries, k)
         .unwrap();
-    let options = IvfPqOptions {
-        nlist: env("NLIST", 1024),
-        m: env("M", 64),
-        ..Default::default()
+    let saved = dir.join("ours").join("ivfpq.faiss");
+    let ivf = if search_only {
+        let ivf = IvfPqIndex::read_faiss(&saved, ReadOptions::default()).unwrap();
+        println!(
+            "\nIVF-PQ read from {}: nlist {}, m {}",
+            saved.display(),
+            ivf.nlist(),
+            ivf.m()
+        );
+        ivf
+    } else {
+        let options = IvfPqOptions {
+            nlist: env("NLIST", 1024),
+            m: env("M", 64),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let mut ivf = IvfPqIndex::train(d, metric, options, base).unwrap();
+        let train = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        ivf.add(ids, base).unwrap();
+        let add = t.elapsed().as_secs_f64();
+        let mem = ivf.memory_bytes();
+        println!(
+            "\nIVF{},PQ{} ip: train {train:.2} s, add {add:.2} s (total {:.2} s); memory {:.1} MB = {:.4} x f32 ({:.1} MB)",
+            options.nlist,
+            options.m,
+            train + add,
+            mem as f64 / 1e6,
+            mem as f64 / (4 * n * d) as f64,
+            (4 * n * d) as f64 / 1e6
+        );
+        std::fs::create_dir_all(saved.parent().unwrap()).unwrap();
+        ivf.write_faiss(&saved).unwrap();
+        ivf
     };
-    let t = Instant::now();
-    let mut ivf = IvfPqIndex::train(d, metric, options, base).unwrap();
-    let train = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    ivf.add(ids, base).unwrap();
-    let add = t.elapsed().as_secs_f64();
-    let mem = ivf.memory_bytes();
-    println!(
-        "\nIVF{},PQ{} ip: train {train:.2} s, add {add:.2} s (total {:.2} s); memory {:.1} MB = {:.4} x f32 ({:.1} MB)",
-        options.nlist,
-        options.m,
-        train + add,
-        mem as f64 / 1e6,
-        mem as f64 / (4 * n * d) as f64,
-        (4 * n * d) as f64 / 1e6
-    );
     let faiss_ivf =
         IvfPqIndex::read_faiss(&faiss_dir.join("ivfpq.faiss"), ReadOptions::default()).ok();
     let factors: Vec<usize> = std::env::var("RERANK")
