@@ -111,6 +111,60 @@ fn knn_service_takes_an_embedding_and_metadata_maps_ids() {
     assert_eq!(r.json(), json!([]));
 }
 
+/// A compressed (8-bit) copy of `clip` served with `rerank` answers with the flat
+/// collection's rows and exact similarities; served without it, the similarities are the
+/// codes' approximations.
+#[test]
+fn a_reranked_compressed_collection_answers_with_exact_similarities() {
+    let f = Fixture::new();
+    let sq8 = f.tmp.path().join("clip_sq8");
+    common::collection(&sq8, &f.root, &f.paths, 2, embed_collection::IndexSpec::Sq8);
+    let mut reranked = common::spec(&sq8, Some(&f.root), 2, std::time::Duration::ZERO);
+    reranked.rerank = Some(4);
+    let mut plain = common::spec(&sq8, Some(&f.root), 2, std::time::Duration::ZERO);
+    plain.name = "clip_sq8_plain".into();
+    let mut specs = f.specs();
+    specs.extend([reranked, plain]);
+    let s = image_sim_serve::Server::start(config(), specs).unwrap();
+    let c = embed_collection::Collection::open(&f.clip).unwrap();
+    let embed_collection::LoadedIndex::Flat(flat) = c.index() else {
+        panic!("flat expected")
+    };
+    let v: Vec<f32> = flat
+        .vector(5)
+        .unwrap()
+        .iter()
+        .map(|x| x * 0.8 + 0.01)
+        .collect();
+    let answer = |name: &str| -> Vec<(u64, f64)> {
+        let r = post_json(
+            s.local_addr(),
+            "/knn-service",
+            &json!({"embedding_input": v, "modality": "image", "num_images": 6, "indice_name": name}),
+        );
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["id"].as_u64().unwrap(), h["similarity"].as_f64().unwrap()))
+            .collect()
+    };
+    let (exact, got, approx) = (answer("clip"), answer("clip_sq8"), answer("clip_sq8_plain"));
+    assert_eq!(got.len(), exact.len());
+    for ((row, sim), (want_row, want)) in got.iter().zip(&exact) {
+        assert_eq!(row, want_row);
+        assert!((sim - want).abs() < 1e-6, "{sim} vs {want}");
+    }
+    assert!(
+        approx
+            .iter()
+            .zip(&exact)
+            .any(|(a, e)| (a.1 - e.1).abs() > 1e-6),
+        "8-bit scores equal to the exact ones: the re-ranking above proves nothing"
+    );
+}
+
 #[test]
 fn text_and_image_url_queries_are_refused_with_the_reason() {
     let f = Fixture::new();
