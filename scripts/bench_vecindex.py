@@ -81,18 +81,35 @@ def timed(f):
     return time.perf_counter() - t
 
 
+def load_set(directory):
+    """The base and query vectors `gen` wrote to `directory`."""
+    return (np.load(os.path.join(directory, "base.npy")),
+            np.load(os.path.join(directory, "queries.npy")))
+
+
+def exact_top(x, q, k):
+    """Ids of the exact inner-product top k of each query (the recall reference)."""
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    return index.search(q, k)[1]
+
+
+def faiss_dir(directory):
+    """`directory`/faiss, created: where the FAISS side keeps its index files for ours."""
+    out = os.path.join(directory, "faiss")
+    os.makedirs(out, exist_ok=True)
+    return out
+
+
 def recall(found, exact):
     return np.mean([len(set(f) & set(e)) / len(e) for f, e in zip(found, exact)])
 
 
 def hnsw(a):
-    x = np.load(os.path.join(a.dir, "base.npy"))
-    q = np.load(os.path.join(a.dir, "queries.npy"))
+    x, q = load_set(a.dir)
     n, d = x.shape
     k = 10
-    exact_index = faiss.IndexFlatIP(d)
-    exact_index.add(x)
-    _, exact = exact_index.search(q, k)
+    exact = exact_top(x, q, k)
     efs = [int(e) for e in a.efs.split(",")]
 
     index = faiss.IndexHNSWFlat(d, a.m, faiss.METRIC_INNER_PRODUCT)
@@ -152,15 +169,11 @@ def hnsw_sq(a):
     """FAISS IndexHNSWFlat and IndexHNSWSQ (8-bit, inner product): build, memory (the serialised
     size), recall@10 and queries/s per ef; the indexes are written to DIR/faiss for a second,
     search-only pass (`--search-only`) interleaved with ours."""
-    x = np.load(os.path.join(a.dir, "base.npy"))
-    q = np.load(os.path.join(a.dir, "queries.npy"))
+    x, q = load_set(a.dir)
     n, d = x.shape
     k = 10
-    out = os.path.join(a.dir, "faiss")
-    os.makedirs(out, exist_ok=True)
-    exact_index = faiss.IndexFlatIP(d)
-    exact_index.add(x)
-    _, exact = exact_index.search(q, k)
+    out = faiss_dir(a.dir)
+    exact = exact_top(x, q, k)
     efs = [int(e) for e in a.efs.split(",")]
     sq_index = None
     for name in ["IndexHNSWFlat", "IndexHNSWSQ"]:
@@ -227,19 +240,15 @@ def flat_sq(x, q, k, reps, out):
 
 
 def compressed(a):
-    x = np.load(os.path.join(a.dir, "base.npy"))
-    q = np.load(os.path.join(a.dir, "queries.npy"))
+    x, q = load_set(a.dir)
     n, d = x.shape
     k = 10
-    out = os.path.join(a.dir, "faiss")
-    os.makedirs(out, exist_ok=True)
+    out = faiss_dir(a.dir)
     print(f"faiss {faiss.__version__} compressed: n = {n}, d = {d}, nq = {len(q)}, k = {k}, threads = {THREADS}")
     if not (a.no_flat_sq or a.search_only):
         flat_sq(x, q, k, a.sq_reps, out)
 
-    exact_index = faiss.IndexFlatIP(d)
-    exact_index.add(x)
-    _, exact = exact_index.search(q, k)
+    exact = exact_top(x, q, k)
     if a.search_only:
         index = faiss.read_index(os.path.join(out, "ivfpq.faiss"))
         print(f"\nIndexIVFPQ read from {out}/ivfpq.faiss: nlist {index.nlist}, m {index.pq.M}")
