@@ -1,9 +1,11 @@
 //! Sub-vector kernels of the product quantiser: a short vector (`dsub` floats) against the
 //! 256 centroids of one sub-quantiser, held transposed (`ct[t * 256 + j]` = coordinate `t` of
-//! centroid `j`), so each step is one multiply-add across all 256 centroids. The plain loops
-//! are compiled three times (AVX-512, AVX2+FMA, baseline; fused multiply-adds only where the
-//! CPU has them) for the compiler to vectorise, and
-//! the variant the float kernels use ([`crate::kernels::simd_level`]) is picked once.
+//! centroid `j`), so each step is one multiply-add across all 256 centroids. The inner
+//! products are plain loops compiled three times (AVX-512, AVX2+FMA, baseline; fused
+//! multiply-adds only where the CPU has them) for the compiler to vectorise; the nearest
+//! centroid is written out in intrinsics for AVX-512 and AVX2, with the plain loop as the
+//! baseline and the reference of the tests. The variant the float kernels use
+//! ([`crate::kernels::simd_level`]) is picked once.
 
 use std::sync::OnceLock;
 
@@ -136,9 +138,76 @@ mod x86 {
     fn ip_avx2(x: &[f32], ct: &[f32], out: &mut [f32; KSUB]) {
         ip_body::<true>(x, ct, out)
     }
+    /// [`nearest_avx512`] for 16 registers of 8 lanes: 256 distances would not fit, so the
+    /// centroids go in four passes of 64 (8 accumulators each), whose distances are kept in
+    /// memory for the index search after the minimum.
     #[target_feature(enable = "avx2,fma")]
     fn nearest_avx2(x: &[f32], ct: &[f32], cn: &[f32; KSUB]) -> (u32, f32) {
-        nearest_body::<true>(x, ct, cn)
+        const V: usize = 8;
+        const PASS: usize = 64;
+        let load = |v: &[f32]| -> __m256 {
+            let v: &[f32; V] = v.try_into().unwrap_or(&[f32::INFINITY; V]);
+            // SAFETY: `v` is 8 readable floats.
+            unsafe { _mm256_loadu_ps(v.as_ptr()) }
+        };
+        let inf = _mm256_set1_ps(f32::INFINITY);
+        let mut dist = [f32::INFINITY; KSUB];
+        let mut mins = inf;
+        for (p, dist) in dist.chunks_exact_mut(PASS).enumerate() {
+            let first = p * PASS;
+            let mut acc: [__m256; PASS / V] =
+                std::array::from_fn(|c| load(&cn[first + c * V..first + (c + 1) * V]));
+            for (t, &xt) in x.iter().enumerate() {
+                let Some(row) = ct.get(t * KSUB + first..t * KSUB + first + PASS) else {
+                    break;
+                };
+                let m2 = _mm256_set1_ps(-2.0 * xt);
+                for (c, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(m2, load(&row[c * V..(c + 1) * V]), *a);
+                }
+            }
+            for (a, out) in acc.iter().zip(dist.chunks_exact_mut(V)) {
+                // A NaN distance never wins (as in the generic body): it becomes +∞.
+                let a = _mm256_blendv_ps(*a, inf, _mm256_cmp_ps::<_CMP_UNORD_Q>(*a, *a));
+                mins = _mm256_min_ps(mins, a);
+                let out: &mut [f32; V] = match out.try_into() {
+                    Ok(o) => o,
+                    Err(_) => continue,
+                };
+                // SAFETY: `out` is 8 writable floats.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), a) };
+            }
+        }
+        let mut lanes = [f32::INFINITY; V];
+        // SAFETY: `lanes` is 8 writable floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), mins) };
+        let best = lanes.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+        if best == f32::INFINITY {
+            return (0, f32::INFINITY);
+        }
+        let best_v = _mm256_set1_ps(best);
+        for (c, d) in dist.chunks_exact(V).enumerate() {
+            let hit = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(load(d), best_v));
+            if hit != 0 {
+                return ((c * V) as u32 + hit.trailing_zeros(), best);
+            }
+        }
+        (0, f32::INFINITY)
+    }
+
+    /// Every nearest-of-256 kernel this CPU can run, by name, for the tests to hold against
+    /// the generic body.
+    #[cfg(test)]
+    pub(super) fn nearest_variants() -> Vec<(&'static str, NearestFn)> {
+        let mut all: Vec<(&'static str, NearestFn)> = Vec::new();
+        // SAFETY (both): the feature is detected before the kernel is listed.
+        if is_x86_feature_detected!("avx512f") {
+            all.push(("avx512", |x, ct, cn| unsafe { nearest_avx512(x, ct, cn) }));
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            all.push(("avx2", |x, ct, cn| unsafe { nearest_avx2(x, ct, cn) }));
+        }
+        all
     }
 
     pub(super) fn pick(level: &str) -> Option<(IpFn, NearestFn)> {
@@ -227,9 +296,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// The kernel picked for this CPU chooses the centroid the generic body does: the first
-    /// of equal distances, never a NaN one. Values are multiples of 1/2, so every variant
-    /// computes the distances exactly and only the choice can differ.
+    /// Every kernel this CPU runs (and the one picked) chooses the centroid the generic body
+    /// does: the first of equal distances, never a NaN one. Values are multiples of 1/2, so
+    /// every variant computes the distances exactly and only the choice can differ.
     #[test]
     fn nearest_kernels_choose_as_the_generic_body_on_ties_and_nans() {
         let len = 8;
@@ -249,9 +318,15 @@ mod tests {
             })
             .collect();
         rows.push(dup);
+        #[allow(unused_mut)]
+        let mut kernels: Vec<(&str, NearestFn)> = vec![("picked", nearest_256)];
+        #[cfg(target_arch = "x86_64")]
+        kernels.extend(x86::nearest_variants());
         for x in &rows {
             let want = nearest_body::<false>(x, &ct, &cn);
-            assert_eq!(nearest_256(x, &ct, &cn), want, "{x:?}");
+            for (name, kernel) in &kernels {
+                assert_eq!(kernel(x, &ct, &cn), want, "{name} {x:?}");
+            }
             assert_ne!(want.0, 41);
         }
         // The repeated row is at distance 0 from centroids 40 and 200 (and any equal one
