@@ -92,3 +92,78 @@ fn query_uses_the_recorded_model_and_other_weights_are_refused() {
     let err = String::from_utf8_lossy(&stale.stderr);
     assert!(err.contains("not the ones"), "{err}");
 }
+
+/// Hits of a `query --json` answer as (query, row) -> similarity.
+fn similarities(out: &std::process::Output) -> std::collections::BTreeMap<(String, u64), f64> {
+    let answers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut all = std::collections::BTreeMap::new();
+    for a in answers.as_array().unwrap() {
+        for h in a["hits"].as_array().unwrap() {
+            let key = (
+                a["query"].as_str().unwrap().to_string(),
+                h["row"].as_u64().unwrap(),
+            );
+            all.insert(key, h["similarity"].as_f64().unwrap());
+        }
+    }
+    all
+}
+
+#[test]
+fn query_with_rerank_on_an_8_bit_collection_gives_the_flat_collections_similarities() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("im");
+    std::fs::create_dir_all(&images).unwrap();
+    make_images(&images, 5);
+    let weights = tiny_clip(&dir.path().join("w"));
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let build = |out: &str, kind: &str| {
+        run(&[
+            "build",
+            "--model",
+            "clip",
+            "--weights",
+            &s(&weights),
+            "--device",
+            "cpu",
+            "--images",
+            &s(&images),
+            "--out",
+            &s(&dir.path().join(out)),
+            "--kind",
+            kind,
+        ])
+    };
+    ok(&build("flat", "flat"));
+    let err = ok(&build("sq8", "sq8"));
+    assert!(err.contains("query --rerank"), "no re-ranking hint: {err}");
+    let query = |coll: &str, extra: &[&str]| {
+        let mut args = vec!["query".to_string(), s(&dir.path().join(coll))];
+        args.extend((0..5).map(|i| s(&images.join(format!("img{i:03}.png")))));
+        args.extend(["--k", "5", "--json", "--device", "cpu"].map(String::from));
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        ok(&out);
+        similarities(&out)
+    };
+    // k = 5 of 5 rows: every row is a hit of every query, so only the scores can differ.
+    let exact = query("flat", &[]);
+    let reranked = query("sq8", &["--rerank", "2"]);
+    let approximate = query("sq8", &[]);
+    assert_eq!(exact.len(), 25);
+    assert_eq!(
+        exact.keys().collect::<Vec<_>>(),
+        reranked.keys().collect::<Vec<_>>()
+    );
+    for (key, e) in &exact {
+        assert!(
+            (reranked[key] - e).abs() < 1e-5,
+            "{key:?}: {} vs {e}",
+            reranked[key]
+        );
+    }
+    assert!(
+        exact.iter().any(|(key, e)| approximate[key] != *e),
+        "the 8-bit codes scored exactly without re-ranking: the comparison shows nothing"
+    );
+}

@@ -337,7 +337,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         manifest.dim,
         paths.len(),
     );
+    if let Some(hint) = rerank_hint(manifest.index.kind()) {
+        eprintln!("build: {hint}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a compressed index's approximate scores mean for its user, and the option that makes
+/// them exact; `None` for the kinds that score with the f32 rows.
+fn rerank_hint(kind: IndexType) -> Option<&'static str> {
+    match kind {
+        IndexType::Flat | IndexType::Hnsw => None,
+        IndexType::Sq8 | IndexType::F16 | IndexType::HnswSq8 => Some(
+            "the index scores with compressed codes (similarities off by about 1e-3): `query \
+             --rerank 2` and `serve --rerank 2` re-score the candidates with the stored vectors",
+        ),
+        IndexType::IvfPq => Some(
+            "IVF-PQ scores are approximate and reorder close neighbours: `query --rerank R` and \
+             `serve --rerank R` re-score k x R candidates with the stored vectors (R 10 and up; \
+             tightly clustered collections can need 50 for recall 0.9)",
+        ),
+    }
 }
 
 /// Adds a batch's usable images to the collection and notes its failures (positions in
