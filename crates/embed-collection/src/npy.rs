@@ -53,6 +53,22 @@ impl Dtype {
             Dtype::F16 => half::f16::from_f32(v).to_f32(),
         }
     }
+
+    /// Widens the little-endian values stored in `bytes` into `out` (as many as both hold).
+    fn widen_into(self, bytes: &[u8], out: &mut [f32]) {
+        match self {
+            Dtype::F32 => {
+                for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            Dtype::F16 => {
+                for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *o = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for Dtype {
@@ -251,25 +267,16 @@ pub(crate) fn for_each_block(
         .map_err(io_err(path))?;
     let size = info.dtype.size();
     let mut bytes = vec![0u8; block.max(1) * info.dim * size];
-    let mut out = Vec::with_capacity(block.max(1) * info.dim);
+    let mut out = vec![0.0; block.max(1) * info.dim];
     let mut row = 0;
     while row < info.rows {
         let n = block.max(1).min(info.rows - row);
         let want = &mut bytes[..n * info.dim * size];
         r.read_exact(want)
             .map_err(|_| damaged(path, "shorter than its header says"))?;
-        out.clear();
-        match info.dtype {
-            Dtype::F32 => out.extend(
-                want.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            ),
-            Dtype::F16 => out.extend(
-                want.chunks_exact(2)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
-            ),
-        }
-        each(row, &out)?;
+        let out = &mut out[..n * info.dim];
+        info.dtype.widen_into(want, out);
+        each(row, out)?;
         row += n;
     }
     Ok(())
@@ -319,18 +326,7 @@ impl RowReader {
             let bytes = &mut bytes[..values.len() * size];
             read_exact_at(file, bytes, offset).map_err(io_err(path))?;
             offset += bytes.len() as u64;
-            match info.dtype {
-                Dtype::F32 => {
-                    for (o, c) in values.iter_mut().zip(bytes.chunks_exact(4)) {
-                        *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                    }
-                }
-                Dtype::F16 => {
-                    for (o, c) in values.iter_mut().zip(bytes.chunks_exact(2)) {
-                        *o = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
-                    }
-                }
-            }
+            info.dtype.widen_into(bytes, values);
         }
         Ok(())
     }

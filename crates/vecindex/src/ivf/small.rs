@@ -153,7 +153,7 @@ mod x86 {
         let inf = _mm256_set1_ps(f32::INFINITY);
         let mut dist = [f32::INFINITY; KSUB];
         let mut mins = inf;
-        for (p, dist) in dist.chunks_exact_mut(PASS).enumerate() {
+        for (p, pass_dist) in dist.chunks_exact_mut(PASS).enumerate() {
             let first = p * PASS;
             let mut acc: [__m256; PASS / V] =
                 std::array::from_fn(|c| load(&cn[first + c * V..first + (c + 1) * V]));
@@ -166,7 +166,7 @@ mod x86 {
                     *a = _mm256_fmadd_ps(m2, load(&row[c * V..(c + 1) * V]), *a);
                 }
             }
-            for (a, out) in acc.iter().zip(dist.chunks_exact_mut(V)) {
+            for (a, out) in acc.iter().zip(pass_dist.chunks_exact_mut(V)) {
                 // A NaN distance never wins (as in the generic body): it becomes +∞.
                 let a = _mm256_blendv_ps(*a, inf, _mm256_cmp_ps::<_CMP_UNORD_Q>(*a, *a));
                 mins = _mm256_min_ps(mins, a);
