@@ -1,6 +1,8 @@
 //! `build` and `query` with a real encoder (the tests' tiny random-weight CLIP): `query` loads
 //! the model the collection records, and other weights under the same family are refused.
 
+use std::path::{Path, PathBuf};
+
 use crate::{BIN, make_images, ok, tiny_clip};
 
 fn run(args: &[&str]) -> std::process::Output {
@@ -12,31 +14,45 @@ fn run(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// Five small images in `dir`/im.
+fn five_images(dir: &Path) -> PathBuf {
+    let images = dir.join("im");
+    std::fs::create_dir_all(&images).unwrap();
+    make_images(&images, 5);
+    images
+}
+
+/// `build --model clip` of `images` with `weights` on the CPU into `out`, plus `extra`.
+fn build(weights: &Path, images: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let (w, i, o) = (s(weights), s(images), s(out));
+    let mut args = vec![
+        "build",
+        "--model",
+        "clip",
+        "--weights",
+        &w,
+        "--device",
+        "cpu",
+        "--images",
+        &i,
+        "--out",
+        &o,
+    ];
+    args.extend(extra);
+    run(&args)
+}
+
 #[test]
 fn query_uses_the_recorded_model_and_other_weights_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("im");
-    std::fs::create_dir_all(&images).unwrap();
-    make_images(&images, 5);
+    let images = five_images(dir.path());
     let weights = tiny_clip(&dir.path().join("w1"));
     let coll = dir.path().join("c");
-    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    let build = |w: &std::path::Path| {
-        run(&[
-            "build",
-            "--model",
-            "clip",
-            "--weights",
-            &s(w),
-            "--device",
-            "cpu",
-            "--images",
-            &s(&images),
-            "--out",
-            &s(&coll),
-        ])
-    };
-    ok(&build(&weights));
+    ok(&build(&weights, &images, &coll, &[]));
     let out = run(&[
         "query",
         &s(&coll),
@@ -71,7 +87,7 @@ fn query_uses_the_recorded_model_and_other_weights_are_refused() {
     let last = bytes.len() - 2;
     bytes[last] ^= 0x40;
     std::fs::write(&st, bytes).unwrap();
-    let refused = build(&changed);
+    let refused = build(&changed, &images, &coll, &[]);
     assert_eq!(refused.status.code(), Some(1));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -112,30 +128,11 @@ fn similarities(out: &std::process::Output) -> std::collections::BTreeMap<(Strin
 #[test]
 fn query_with_rerank_on_an_8_bit_collection_gives_the_flat_collections_similarities() {
     let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("im");
-    std::fs::create_dir_all(&images).unwrap();
-    make_images(&images, 5);
+    let images = five_images(dir.path());
     let weights = tiny_clip(&dir.path().join("w"));
-    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    let build = |out: &str, kind: &str| {
-        run(&[
-            "build",
-            "--model",
-            "clip",
-            "--weights",
-            &s(&weights),
-            "--device",
-            "cpu",
-            "--images",
-            &s(&images),
-            "--out",
-            &s(&dir.path().join(out)),
-            "--kind",
-            kind,
-        ])
-    };
-    ok(&build("flat", "flat"));
-    let err = ok(&build("sq8", "sq8"));
+    let build = |kind: &str| build(&weights, &images, &dir.path().join(kind), &["--kind", kind]);
+    ok(&build("flat"));
+    let err = ok(&build("sq8"));
     assert!(err.contains("query --rerank"), "no re-ranking hint: {err}");
     let query = |coll: &str, extra: &[&str]| {
         let mut args = vec!["query".to_string(), s(&dir.path().join(coll))];
