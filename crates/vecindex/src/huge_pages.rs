@@ -1,4 +1,5 @@
-//! Transparent huge pages for the arrays an HNSW search reads at random.
+//! Transparent huge pages for the arrays an HNSW search reads at random (f32 rows, 8-bit or
+//! half-float codes, layer-0 neighbour lists).
 //!
 //! A search at d = 768 reads a few hundred 3 KB vector rows and their neighbour lists scattered
 //! over hundreds of megabytes; with 4 KB pages nearly every one of those reads misses the TLB
@@ -37,6 +38,18 @@ pub(crate) fn grown<T: Clone>(mut v: Vec<T>, len: usize, value: T) -> Vec<T> {
     advise(&v);
     v.resize(len, value);
     v
+}
+
+/// A copy of `src` in memory advised for huge pages (e.g. codes read from a file).
+pub(crate) fn copied<T: Copy>(src: &[T]) -> Vec<T> {
+    collected(src.len(), src.iter().copied())
+}
+
+/// Makes room in `v` for `additional` more elements and advises its allocation for huge
+/// pages before they are written (what `v` held may stay in small pages).
+pub(crate) fn reserve<T>(v: &mut Vec<T>, additional: usize) {
+    v.reserve_exact(additional);
+    advise(v);
 }
 
 /// Asks the kernel to back `v`'s whole allocation (its capacity) with huge pages.
@@ -90,6 +103,12 @@ mod tests {
         assert_eq!(&v[..3], &[1, 2, 9]);
         assert!(v[2..].iter().all(|&x| x == 9));
         assert!(filled(0, 1u8).is_empty());
+        let src: Vec<u8> = (0..MIN_BYTES + 5).map(|i| i as u8).collect();
+        assert_eq!(copied(&src), src);
+        let mut v = vec![1u8, 2];
+        reserve(&mut v, MIN_BYTES);
+        assert!(v.capacity() >= MIN_BYTES + 2);
+        assert_eq!(v, [1, 2]);
     }
 
     /// On Linux with THP in `madvise` or `always` mode, an advised array that was written lies

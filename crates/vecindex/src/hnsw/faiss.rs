@@ -284,7 +284,8 @@ fn parse(r: &mut Reader<'_>) -> Result<HnswSqIndex> {
     }
     r.finish()?;
     let store = SqRows {
-        codes: SqCodes::from_codes(sq, h.metric, codes.to_vec())?,
+        // Read at random by every search: huge pages, as the f32 rows get.
+        codes: SqCodes::from_codes(sq, h.metric, crate::huge_pages::copied(codes))?,
     };
     let distance = Distance::of_metric(h.metric);
     let graph = if n == 0 {

@@ -13,7 +13,7 @@ use std::collections::BinaryHeap;
 use rayon::prelude::*;
 
 use super::distance::{Distance, GraphDistance, distance_of, key, row_of};
-use super::store::{F32Rows, SqRows, Store};
+use super::store::{F32Rows, SqRows, Store, prefetch_lines};
 use crate::topk::best_first;
 use crate::{Hit, huge_pages};
 
@@ -328,6 +328,10 @@ impl<V: Store> Graph<V> {
 pub(super) trait Lists {
     /// Calls `f` with each neighbour of `row`.
     fn each(&self, row: u32, f: impl FnMut(u32));
+
+    /// Asks for `row`'s list to be brought into the cache (a hint; by default none).
+    #[inline(always)]
+    fn prefetch(&self, _row: u32) {}
 }
 
 /// The graph's lists on `layer`.
@@ -345,6 +349,16 @@ impl<V: Store> Lists for OnLayer<'_, V> {
         };
         for &nb in list {
             f(nb);
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, row: u32) {
+        // Layer 0 only: the upper layers are small and walked a few steps per query.
+        if self.layer == 0 {
+            let g = self.g;
+            let record = g.l0.as_ptr().wrapping_add(row as usize * g.l0_stride);
+            prefetch_lines(record.cast(), (4 * g.l0_stride).div_ceil(64));
         }
     }
 }
@@ -392,6 +406,11 @@ impl<V: Store> Graph<V> {
             if c > worst && top.len() >= ef {
                 break;
             }
+            // The list of the candidate most likely expanded next starts loading while this
+            // one's neighbours are measured (hnswlib does the same).
+            if let Some(&Reverse(next)) = cand.peek() {
+                lists.prefetch(row_of(next));
+            }
             // Collect the unvisited neighbours, then measure them while prefetching the
             // vectors of those a few places ahead, so memory loads overlap arithmetic.
             fresh.clear();
@@ -428,9 +447,11 @@ impl<V: Store> Graph<V> {
 /// Per-thread search buffers, reused across queries and indexes.
 #[derive(Default)]
 pub(super) struct Scratch {
-    /// `visited[row] == stamp` marks rows seen by the current query.
-    visited: Vec<u32>,
-    stamp: u32,
+    /// `visited[row] == stamp` marks rows seen by the current query. One byte a row, as in
+    /// FAISS's `VisitedTable`: at 1M rows the marks (1 MB) stay in a 2 MB second-level cache,
+    /// where 4-byte stamps did not; the array is cleared once every 255 queries.
+    visited: Vec<u8>,
+    stamp: u8,
     cand: BinaryHeap<Reverse<u64>>,
     pub(super) top: BinaryHeap<u64>,
     fresh: Vec<u32>,
@@ -438,7 +459,7 @@ pub(super) struct Scratch {
 
 impl Scratch {
     /// A stamp no row of `visited` (grown to `n`) carries yet.
-    fn next_stamp(&mut self, n: usize) -> u32 {
+    fn next_stamp(&mut self, n: usize) -> u8 {
         if self.visited.len() < n {
             self.visited.resize(n, 0);
         }
@@ -453,4 +474,20 @@ impl Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each query's stamp is one no row carries yet, also after the one-byte stamp wraps.
+    #[test]
+    fn visited_stamps_stay_fresh_across_the_wrap() {
+        let mut s = Scratch::default();
+        for q in 0..600 {
+            let stamp = s.next_stamp(4);
+            assert!(s.visited.iter().all(|&v| v != stamp), "query {q}");
+            s.visited[q % 4] = stamp;
+        }
+    }
 }

@@ -204,8 +204,9 @@ impl Store for SqRows {
     }
 }
 
+/// Prefetches `lines` cache lines from `p` into the second-level cache.
 #[inline(always)]
-fn prefetch_lines(p: *const u8, lines: usize) {
+pub(super) fn prefetch_lines(p: *const u8, lines: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};

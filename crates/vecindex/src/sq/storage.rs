@@ -153,8 +153,10 @@ impl SqCodes {
 
     /// Encodes and appends row-major `vectors` (finite values).
     pub fn push(&mut self, vectors: &[f32]) -> Result<()> {
-        check_rows(vectors, self.sq.dim())?;
+        let n = check_rows(vectors, self.sq.dim())?;
         let from = self.len();
+        // A graph over these codes reads them at random: huge pages, as its f32 rows get.
+        crate::huge_pages::reserve(&mut self.codes, n * self.sq.code_size());
         self.sq.encode(vectors, &mut self.codes)?;
         self.push_norms(from);
         Ok(())
