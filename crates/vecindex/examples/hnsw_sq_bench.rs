@@ -111,6 +111,7 @@ fn main() {
                     graph as f64 / 1e6,
                     (graph + f32_rows) as f64 / 1e6
                 );
+                println!("{}", huge_pages_held());
                 let vectors = NpyF32::open(&dir.join("base.npy")).unwrap();
                 let index = Reranked::new(index, vectors, RerankOptions::default()).unwrap();
                 search = Box::new(move |ef, factor| {
@@ -155,5 +156,18 @@ fn main() {
                 );
             }
         }
+    }
+}
+
+/// How much of this process's memory lies in transparent huge pages (Linux), to tell a slow
+/// pass whose random reads missed the TLB from one that did not.
+fn huge_pages_held() -> String {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    match rollup.lines().find(|l| l.starts_with("AnonHugePages:")) {
+        Some(line) => format!(
+            "process memory in huge pages: {}",
+            line.trim_start_matches("AnonHugePages:").trim()
+        ),
+        None => "process memory in huge pages: unknown (no /proc/self/smaps_rollup)".into(),
     }
 }
