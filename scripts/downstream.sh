@@ -29,8 +29,9 @@ image-sim = { path = "$root/crates/image-sim" }
 # turns on features that the workspace's own dev-dependencies turn on there; without them these
 # crates resolve with fewer features, and libc's change alone rebuilt every dependency above it,
 # libtorch's C++ bindings included (8.6 minutes on 2 cores). Found, and to be found again when the
-# dependencies change, by comparing the units of `cargo test --workspace --no-run` with this
-# build's (`--unit-graph -Z unstable-options`, RUSTC_BOOTSTRAP=1): features, profile, host/target.
+# dependencies change, by comparing the units of 'cargo test --workspace --no-run' with this
+# build's ('--unit-graph -Z unstable-options', RUSTC_BOOTSTRAP=1): features, profile, host/target.
+# (No backquotes in this unquoted here-document: the shell would run what they enclose.)
 embed-torch = { path = "$root/crates/embed-torch", features = ["fixtures"] }
 vecindex = { path = "$root/crates/vecindex", features = ["hnsw-rs-compare"] }
 libc = { version = "0.2", features = ["extra_traits"] }
