@@ -55,6 +55,8 @@ TOML
 sed -n '/^\[profile\./,$p' Cargo.toml >> "$work/Cargo.toml"
 for manifest in crates/*/Cargo.toml; do
     name=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$manifest" | head -n 1)
+    # The workspace names some itself (embed-torch, for its build script): one table each.
+    grep -qxF "[profile.test.package.$name]" "$work/Cargo.toml" && continue
     printf '\n[profile.test.package.%s]\nopt-level = 2\n' "$name" >> "$work/Cargo.toml"
 done
 # A tiny random-weight CLIP checkpoint and a few images, made with the project's Python.
