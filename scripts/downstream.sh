@@ -76,7 +76,7 @@ for i in range(6):
     Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(f"{out}/images/img{i}.png")
 PY
 # The test profile, as `cargo test` built the workspace: the registry dependencies' artifacts are
-# reused. The workspace's own crates are compiled again (about 100 s on 2 cores): cargo's hash of
-# a path dependency's artifacts depends on the workspace root it is built from, and ours differs.
+# reused. The workspace's own crates are compiled again (about 100 s on 2 cores): built from this
+# crate's workspace root they get other artifact hashes, even with equal features and profiles.
 CARGO_TARGET_DIR="$root/target" cargo build --quiet --profile test --manifest-path "$work/Cargo.toml"
 "$root/target/debug/downstream" "$work/images" "$work/clip"

@@ -46,9 +46,10 @@ pub(crate) fn copied<T: Copy>(src: &[T]) -> Vec<T> {
 }
 
 /// Makes room in `v` for `additional` more elements and advises its allocation for huge
-/// pages before they are written (what `v` held may stay in small pages).
+/// pages before they are written (what `v` held may stay in small pages). The growth is
+/// `Vec::reserve`'s, amortised: repeated small additions do not reallocate each time.
 pub(crate) fn reserve<T>(v: &mut Vec<T>, additional: usize) {
-    v.reserve_exact(additional);
+    v.reserve(additional);
     advise(v);
 }
 
@@ -109,6 +110,15 @@ mod tests {
         reserve(&mut v, MIN_BYTES);
         assert!(v.capacity() >= MIN_BYTES + 2);
         assert_eq!(v, [1, 2]);
+        // Filled, then one more: amortised growth, not an exact fit per addition.
+        v.resize(v.capacity(), 0);
+        let full = v.len();
+        reserve(&mut v, 1);
+        assert!(
+            v.capacity() > full + 1,
+            "capacity {} after {full} + 1",
+            v.capacity()
+        );
     }
 
     /// On Linux with THP in `madvise` or `always` mode, an advised array that was written lies
