@@ -32,10 +32,11 @@ pub(crate) fn collected<T>(len: usize, iter: impl IntoIterator<Item = T>) -> Vec
 }
 
 /// Grows `v` to `len` elements with copies of `value`; the capacity it gains is advised for
-/// huge pages before it is written (what `v` held may stay in small pages).
+/// huge pages before it is written (what `v` held may stay in small pages). The growth is
+/// amortised as in [`reserve`].
 pub(crate) fn grown<T: Clone>(mut v: Vec<T>, len: usize, value: T) -> Vec<T> {
-    v.reserve_exact(len.saturating_sub(v.len()));
-    advise(&v);
+    let additional = len.saturating_sub(v.len());
+    reserve(&mut v, additional);
     v.resize(len, value);
     v
 }
@@ -118,6 +119,15 @@ mod tests {
             v.capacity() > full + 1,
             "capacity {} after {full} + 1",
             v.capacity()
+        );
+        let mut g = grown(Vec::new(), MIN_BYTES, 0u8);
+        g.resize(g.capacity(), 0);
+        let full = g.len();
+        let g = grown(g, full + 1, 0);
+        assert!(
+            g.capacity() > full + 1,
+            "grown: capacity {} after {full} + 1",
+            g.capacity()
         );
     }
 
