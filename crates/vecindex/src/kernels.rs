@@ -83,7 +83,7 @@ mod x86 {
     //! CPU has it: half the instructions per row, and on Intel Xeons with two 512-bit FMA
     //! units twice the arithmetic per cycle. On an Intel Xeon with AMX (Sapphire Rapids or
     //! later) HNSW searches ran 1.15-1.21x faster than with the AVX2 kernels, which had left
-    //! FAISS (AVX-512 there) ahead (docs/BENCHMARKS.md, "Huge pages and AVX-512"). Zen 4
+    //! FAISS (AVX-512 there) ahead (docs/BENCHMARKS-LOG.md, 2026-11-27 22:30). Zen 4
     //! splits 512-bit FMAs in two, so there it saves instructions, not cycles of arithmetic.
     use std::arch::x86_64::*;
 
